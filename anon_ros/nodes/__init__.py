@@ -1,0 +1,1 @@
+"""Thin rclpy nodes: convert messages, call ``anon_ros.core``, publish."""
