@@ -11,3 +11,7 @@ class InputError(AnonRosError, ValueError):
 
 class ModelError(AnonRosError):
     """A model file is missing, unreadable or of the wrong kind."""
+
+
+class DeviceError(AnonRosError):
+    """An audio or video device is missing, busy or cannot be opened with the requested settings."""
