@@ -1,0 +1,231 @@
+"""Depth-range masking: inside each head box keep only pixels at the head's depth, so the background behind the
+head stays untouched (the AVPrivacy idea: a fast detector plus the depth values inside its box).
+
+Fail-closed rules: pixels with unusable depth (0, NaN, inf, the far plane, a saturated 16-bit value) are *in* the
+mask, anything nearer than the head is in the mask (an occluder or the face itself), and a head whose depth cannot
+be estimated, or whose in-band area looks implausibly small, gets its whole box masked.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from anon_ros.core.errors import InputError
+from anon_ros.core.heads import HeadBoxes
+
+
+class DepthEncoding(enum.Enum):
+    """Depth image encodings accepted (ROS names)."""
+
+    FLOAT32_M = '32FC1'  # metres (CARLA / ros-bridge)
+    UINT16_MM = '16UC1'  # millimetres (RealSense, Kinect); 0 = no return, 65535 = saturated
+
+    @staticmethod
+    def parse(value: str | DepthEncoding) -> DepthEncoding:
+        if isinstance(value, DepthEncoding):
+            return value
+        for enc in DepthEncoding:
+            if enc.value.lower() == str(value).lower():
+                return enc
+        msg = f'depth encoding must be one of {[e.value for e in DepthEncoding]}, got {value!r}'
+        raise InputError(msg)
+
+
+class RegionShape(enum.Enum):
+    """Shape of the region anonymized inside a head box."""
+
+    ELLIPSE = 'ellipse'  # head-shaped (slightly larger than inscribed): the result still reads as a head
+    BOX = 'box'  # the whole box
+
+
+@dataclass(frozen=True)
+class DepthMaskConfig:
+    """Band around the head depth: pixels farther than head + max(back_m, back_rel * head) are background.
+
+    front_m None keeps everything nearer than the head in the mask (fail closed); a number limits it.
+    max_valid_m: depths at or beyond this are treated as "no depth" (CARLA's far plane is 1000 m).
+    min_fill: if fewer than this fraction of the box's pixels end up in the mask, mask the whole box.
+    """
+
+    back_m: float = 0.35
+    back_rel: float = 0.08
+    front_m: float | None = None
+    max_valid_m: float = 900.0
+    min_fill: float = 0.2
+    min_valid_frac: float = 0.15
+    dilate_rel: float = 0.04
+    shape: RegionShape = RegionShape.ELLIPSE
+    ellipse_scale: float = 1.12
+
+    def __post_init__(self) -> None:
+        if self.back_m <= 0 or self.back_rel < 0:
+            msg = f'back_m must be > 0 and back_rel >= 0, got {self.back_m} and {self.back_rel}'
+            raise InputError(msg)
+        if self.front_m is not None and self.front_m <= 0:
+            msg = f'front_m must be > 0 or None, got {self.front_m}'
+            raise InputError(msg)
+        if self.max_valid_m <= 0:
+            msg = f'max_valid_m must be > 0, got {self.max_valid_m}'
+            raise InputError(msg)
+        if not isinstance(self.shape, RegionShape):
+            msg = f'shape must be a RegionShape, got {self.shape!r}'
+            raise InputError(msg)
+        if not 1.0 <= self.ellipse_scale <= 1.5:
+            msg = f'ellipse_scale must be in [1, 1.5] (never smaller than the inscribed ellipse), got {self.ellipse_scale}'
+            raise InputError(msg)
+        for name in ('min_fill', 'min_valid_frac', 'dilate_rel'):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                msg = f'{name} must be in [0, 1], got {v}'
+                raise InputError(msg)
+
+
+def check_depth(depth: np.ndarray, encoding: str | DepthEncoding) -> tuple[np.ndarray, DepthEncoding]:
+    """Validate a depth image against its encoding; return it as HxW plus the parsed encoding."""
+    enc = DepthEncoding.parse(encoding)
+    if not isinstance(depth, np.ndarray) or depth.ndim not in (2, 3) or (depth.ndim == 3 and depth.shape[2] != 1):
+        got = f'{type(depth).__name__} {getattr(depth, "shape", "")}'
+        msg = f'expected an HxW (or HxWx1) depth image, got {got}'
+        raise InputError(msg)
+    if depth.ndim == 3:
+        depth = depth[:, :, 0]
+    if enc is DepthEncoding.FLOAT32_M:
+        if depth.dtype not in (np.float32, np.float64):
+            msg = f'32FC1 depth must be float32 metres, got dtype {depth.dtype}'
+            raise InputError(msg)
+    elif enc is DepthEncoding.UINT16_MM:
+        if depth.dtype != np.uint16:
+            msg = f'16UC1 depth must be uint16 millimetres, got dtype {depth.dtype}'
+            raise InputError(msg)
+    else:
+        msg = f'unhandled depth encoding {enc}'
+        raise InputError(msg)
+    return depth, enc
+
+
+def depth_to_metres(depth: np.ndarray, encoding: str | DepthEncoding, max_valid_m: float = 900.0) -> np.ndarray:
+    """float32 metres with every unusable value (0, NaN, inf, far plane, saturation) set to NaN.
+
+    Cheap enough to run per head region, which is how the pipeline uses it (never on the whole frame).
+    """
+    depth, enc = check_depth(depth, encoding)
+    if enc is DepthEncoding.FLOAT32_M:
+        m = depth.astype(np.float32, copy=True)
+    elif enc is DepthEncoding.UINT16_MM:
+        m = depth.astype(np.float32) * np.float32(0.001)
+        m[depth == np.iinfo(np.uint16).max] = np.nan
+    else:
+        msg = f'unhandled depth encoding {enc}'
+        raise InputError(msg)
+    with np.errstate(invalid='ignore'):
+        m[~((m > 0) & (m < max_valid_m))] = np.nan  # also catches NaN and inf
+    return m
+
+
+def align_depth(depth: np.ndarray, image_hw: tuple[int, int], max_aspect_error: float = 0.02) -> np.ndarray:
+    """Resize depth to the image size (nearest: never blend a head with the background behind it).
+
+    Only a pure scaling is accepted: different aspect ratios mean a different field of view or a crop, which
+    nearest resizing would silently misalign.
+    """
+    h, w = image_hw
+    dh, dw = depth.shape[:2]
+    if (dh, dw) == (h, w):
+        return depth
+    if dh == 0 or dw == 0:
+        msg = f'depth image is empty ({dh}x{dw}) for a {h}x{w} image'
+        raise InputError(msg)
+    if abs((dw / dh) / (w / h) - 1.0) > max_aspect_error:
+        msg = (
+            f'depth {dw}x{dh} and RGB {w}x{h} have different aspect ratios; only a scaled depth image can be '
+            'aligned here (register depth to the colour camera first)'
+        )
+        raise InputError(msg)
+    if depth.dtype == np.float64:
+        depth = depth.astype(np.float32)  # cv2.resize keeps the dtype; float32 is what the pipeline expects
+    return cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def head_depth(region_m: np.ndarray, min_valid_frac: float) -> float | None:
+    """Robust depth of the head in a head box: median of valid depths in the box's central part.
+
+    None when too few pixels there have a valid depth (the caller then masks the whole box).
+    """
+    h, w = region_m.shape
+    core = region_m[int(h * 0.2) : max(int(h * 0.75), int(h * 0.2) + 1), int(w * 0.25) : max(int(w * 0.75), int(w * 0.25) + 1)]
+    valid = core[np.isfinite(core)]
+    if valid.size == 0 or valid.size < min_valid_frac * core.size:
+        return None
+    return float(np.median(valid))
+
+
+def head_masks(
+    depth: np.ndarray | None,
+    heads: HeadBoxes,
+    image_hw: tuple[int, int],
+    cfg: DepthMaskConfig,
+    encoding: str | DepthEncoding = DepthEncoding.FLOAT32_M,
+) -> np.ndarray:
+    """Boolean HxW mask of head pixels: depth band inside each box, or whole boxes when depth is None.
+
+    depth is in its raw encoding (32FC1 metres or 16UC1 millimetres) at the image size (see align_depth); it is
+    converted per head region only, which keeps the cost independent of the frame size.
+    """
+    h, w = image_hw
+    if depth is not None and depth.shape[:2] != (h, w):
+        msg = f'depth {depth.shape[:2]} must match the image {image_hw}; align it first (align_depth)'
+        raise InputError(msg)
+    mask = np.zeros((h, w), bool)
+    for box in heads.boxes:
+        x1, y1 = int(np.floor(box[0])), int(np.floor(box[1]))
+        x2, y2 = int(np.ceil(box[2])), int(np.ceil(box[3]))
+        x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        shape = shape_mask(box, x1, y1, x2, y2, cfg)
+        if depth is None:
+            mask[y1:y2, x1:x2] |= shape
+            continue
+        region_m = depth_to_metres(depth[y1:y2, x1:x2], encoding, cfg.max_valid_m)
+        mask[y1:y2, x1:x2] |= region_mask(region_m, cfg) & shape
+    return mask
+
+
+def shape_mask(box: np.ndarray, x1: int, y1: int, x2: int, y2: int, cfg: DepthMaskConfig) -> np.ndarray:
+    """The region of a head box (clipped to [x1:x2, y1:y2]) that may be anonymized."""
+    if cfg.shape is RegionShape.BOX:
+        return np.ones((y2 - y1, x2 - x1), bool)
+    if cfg.shape is RegionShape.ELLIPSE:
+        # Axes from the unclipped box, so a head cut by the image border keeps its true shape.
+        cx, cy = (box[0] + box[2]) / 2 - x1, (box[1] + box[3]) / 2 - y1
+        ax = max((box[2] - box[0]) / 2 * cfg.ellipse_scale, 0.5)
+        ay = max((box[3] - box[1]) / 2 * cfg.ellipse_scale, 0.5)
+        xs = ((np.arange(x2 - x1, dtype=np.float32) + 0.5 - cx) / ax) ** 2
+        ys = ((np.arange(y2 - y1, dtype=np.float32) + 0.5 - cy) / ay) ** 2
+        return (ys[:, None] + xs[None, :]) <= 1.0
+    msg = f'unhandled region shape {cfg.shape}'
+    raise InputError(msg)
+
+
+def region_mask(region_m: np.ndarray, cfg: DepthMaskConfig) -> np.ndarray:
+    """Mask of one head box (depth in metres, NaN = unusable)."""
+    d = head_depth(region_m, cfg.min_valid_frac)
+    if d is None:
+        return np.ones(region_m.shape, bool)
+    far = d + max(cfg.back_m, cfg.back_rel * d)
+    with np.errstate(invalid='ignore'):
+        keep = ~(region_m > far)  # NaN compares False: unusable depth stays in the mask
+        if cfg.front_m is not None:
+            keep &= ~(region_m < d - cfg.front_m)
+    if keep.mean() < cfg.min_fill:
+        return np.ones(region_m.shape, bool)
+    r = int(round(cfg.dilate_rel * max(region_m.shape)))
+    if r > 0:
+        # Cover depth/colour misalignment and anti-aliased hair at the silhouette.
+        # A rectangular kernel is separable (fast at any radius).
+        keep = cv2.dilate(keep.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))).view(bool)
+    return keep

@@ -1,0 +1,163 @@
+"""Head tracking across frames, so a face never shows raw between detections.
+
+Detection may run only every k frames and may miss a head for a few frames. Each track keeps its last box,
+predicts it forward with a smoothed velocity, and grows it with the time since it was last seen and with its speed
+(a fast head is where the uncertainty is). Tracks live ``max_age`` frames without a match, so a miss never makes
+the mask flicker off. New detections are shown at once (no confirmation delay: privacy first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anon_ros.core.errors import InputError
+from anon_ros.core.heads import HeadBoxes, HeadSource, box_iou, box_overlap_min, clip_boxes
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """max_age: frames a track survives without a matching detection. velocity_alpha: smoothing of velocity
+    (1 = last measurement only). grow_per_frame: box growth per unseen frame, fraction of its size. speed_gain:
+    extra growth per frame, in units of the head's own speed plus its last change of velocity. match_iou: minimum IoU (after prediction) or
+    containment to continue a track. new_track_grow: growth per frame (fraction of size) of a track whose
+    velocity is still unknown (seen once): it may be a fast head."""
+
+    max_age: int = 15
+    velocity_alpha: float = 0.6
+    grow_per_frame: float = 0.03
+    speed_gain: float = 1.0
+    match_iou: float = 0.2
+    new_track_grow: float = 0.35
+
+    def __post_init__(self) -> None:
+        if self.max_age < 0:
+            msg = f'max_age must be >= 0 frames, got {self.max_age}'
+            raise InputError(msg)
+        if not 0.0 < self.velocity_alpha <= 1.0:
+            msg = f'velocity_alpha must be in (0, 1], got {self.velocity_alpha}'
+            raise InputError(msg)
+        if self.grow_per_frame < 0 or self.speed_gain < 0 or self.new_track_grow < 0:
+            msg = 'grow_per_frame, speed_gain and new_track_grow must be >= 0'
+            msg += f', got {self.grow_per_frame}, {self.speed_gain} and {self.new_track_grow}'
+            raise InputError(msg)
+        if not 0.0 < self.match_iou <= 1.0:
+            msg = f'match_iou must be in (0, 1], got {self.match_iou}'
+            raise InputError(msg)
+
+
+@dataclass
+class _Track:
+    box: np.ndarray  # last measured box (xyxy)
+    velocity: np.ndarray  # px/frame of (cx, cy, w, h)
+    score: float
+    source: int
+    surprise: float = 0.0  # px/frame: how much the last measured velocity differed from the prediction
+    unseen: int = 0  # frames since the last match
+    hits: int = 1
+    ident: int = 0
+
+
+def _cxcywh(b: np.ndarray) -> np.ndarray:
+    return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, b[2] - b[0], b[3] - b[1]], np.float32)
+
+
+def _xyxy(c: np.ndarray) -> np.ndarray:
+    return np.array([c[0] - c[2] / 2, c[1] - c[3] / 2, c[0] + c[2] / 2, c[1] + c[3] / 2], np.float32)
+
+
+@dataclass
+class HeadTracker:
+    """Carries head boxes between detections. Call ``update`` on frames with detections, ``predict`` on others;
+    both return the boxes to anonymize in the current frame."""
+
+    cfg: TrackerConfig = field(default_factory=TrackerConfig)
+    _tracks: list[_Track] = field(default_factory=list)
+    _next_id: int = 0
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def _predicted(self, t: _Track) -> np.ndarray:
+        """Where the track is now: last box moved by velocity x unseen frames, grown by the uncertainty."""
+        c = _cxcywh(t.box)
+        k = float(t.unseen)
+        c[:2] += t.velocity[:2] * k
+        c[2:] = np.maximum(c[2:] + np.maximum(t.velocity[2:], 0) * k, c[2:])  # never shrink on the way
+        size = float(max(c[2], c[3]))
+        speed = float(np.hypot(t.velocity[0], t.velocity[1]))
+        if t.hits < 2:
+            grow = k * self.cfg.new_track_grow * size  # velocity unknown yet
+        else:
+            # A head that just changed speed (braking, turning) may keep doing so: its surprise widens the box too.
+            grow = k * (self.cfg.grow_per_frame * size + self.cfg.speed_gain * (speed + t.surprise))
+        c[2:] += 2 * grow
+        return _xyxy(c)
+
+    def predict(self, image_hw: tuple[int, int]) -> HeadBoxes:
+        """Advance one frame without detections."""
+        for t in self._tracks:
+            t.unseen += 1
+        self._tracks = [t for t in self._tracks if t.unseen <= self.cfg.max_age]
+        return self._output(image_hw)
+
+    def update(self, heads: HeadBoxes, image_hw: tuple[int, int], frames_elapsed: int = 1) -> HeadBoxes:
+        """Advance ``frames_elapsed`` frames and fold in this frame's detections."""
+        if frames_elapsed < 1:
+            msg = f'frames_elapsed must be >= 1, got {frames_elapsed}'
+            raise InputError(msg)
+        for t in self._tracks:
+            t.unseen += frames_elapsed
+        pred = np.array([self._predicted(t) for t in self._tracks], np.float32).reshape(-1, 4)
+        det = heads.boxes
+        iou = box_iou(pred, det)
+        contain = box_overlap_min(pred, det)
+        score = np.maximum(iou, np.where(contain > 0.7, self.cfg.match_iou, 0.0))
+        matched_t: set[int] = set()
+        matched_d: set[int] = set()
+        if score.size:
+            order = np.dstack(np.unravel_index(np.argsort(-score, axis=None), score.shape))[0]
+            for ti, di in order:
+                if score[ti, di] < self.cfg.match_iou:
+                    break
+                if ti in matched_t or di in matched_d:
+                    continue
+                matched_t.add(int(ti))
+                matched_d.add(int(di))
+                self._absorb(self._tracks[ti], det[di], float(heads.scores[di]), int(heads.sources[di]))
+        for di in range(len(det)):
+            if di not in matched_d:
+                self._tracks.append(
+                    _Track(det[di].copy(), np.zeros(4, np.float32), float(heads.scores[di]), int(heads.sources[di]), ident=self._next_id)
+                )
+                self._next_id += 1
+        self._tracks = [t for t in self._tracks if t.unseen <= self.cfg.max_age]
+        return self._output(image_hw)
+
+    def _absorb(self, t: _Track, box: np.ndarray, score: float, source: int) -> None:
+        old, new = _cxcywh(t.box), _cxcywh(box)
+        meas = (new - old) / max(t.unseen, 1)
+        a = self.cfg.velocity_alpha
+        t.surprise = float(np.hypot(*(meas[:2] - t.velocity[:2]))) if t.hits >= 2 else 0.0
+        t.velocity = (a * meas + (1 - a) * t.velocity).astype(np.float32)
+        # Size is smoothed but never below the new measurement: a head that shrank in one detection (pose jitter)
+        # keeps the larger box for a while; position follows the measurement (lag would expose a moving face).
+        size = np.maximum(new[2:], 0.7 * old[2:] + 0.3 * new[2:])
+        t.box = _xyxy(np.concatenate([new[:2], size]))
+        t.score, t.source, t.unseen = score, source, 0
+        t.hits += 1
+
+    def _output(self, image_hw: tuple[int, int]) -> HeadBoxes:
+        if not self._tracks:
+            return HeadBoxes.empty()
+        boxes = np.array([self._predicted(t) for t in self._tracks], np.float32)
+        scores = np.array([t.score for t in self._tracks], np.float32)
+        sources = np.array([t.source if t.unseen == 0 else HeadSource.TRACK for t in self._tracks], np.int8)
+        boxes = clip_boxes(boxes, image_hw)
+        # Tracks that drifted fully off the image have nothing left to mask.
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        return HeadBoxes(boxes[keep], scores[keep], sources[keep])

@@ -1,0 +1,137 @@
+"""Head boxes from keypoints/person boxes/faces, and tracking that never lets a head go raw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anon_ros.core.detection import Detections, FaceDetections
+from anon_ros.core.errors import InputError
+from anon_ros.core.heads import (
+    HeadBoxes,
+    HeadConfig,
+    HeadSource,
+    heads_from_faces,
+    heads_from_people,
+    merge_heads,
+)
+from anon_ros.core.tracking import HeadTracker, TrackerConfig
+
+
+def person(box: tuple[float, ...], face: dict[int, tuple[float, float]] | None = None) -> Detections:
+    kp = np.zeros((1, 17, 3), np.float32)
+    for i, (x, y) in (face or {}).items():
+        kp[0, i] = (x, y, 0.9)
+    return Detections(np.asarray([box], np.float32), np.ones(1, np.float32), kp)
+
+
+def contains(outer: np.ndarray, inner: tuple[float, float, float, float]) -> bool:
+    return bool(outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3])
+
+
+@pytest.mark.parametrize('scale', [0.25, 1.0, 3.0])  # heads ~20 px to ~240 px
+def test_head_from_face_keypoints_covers_the_head(scale: float) -> None:
+    s = scale
+    # Frontal face 80 px wide (x 160..240): eyes at y=100, head from y~60 to ~165.
+    kp = {0: (200 * s, 118 * s), 1: (215 * s, 100 * s), 2: (185 * s, 100 * s), 3: (238 * s, 105 * s), 4: (162 * s, 105 * s),
+          5: (270 * s, 200 * s), 6: (130 * s, 200 * s)}
+    hb = heads_from_people(person((100 * s, 50 * s, 300 * s, 600 * s), kp), (int(700 * s), int(400 * s)), HeadConfig())
+    assert hb.sources[0] == HeadSource.KEYPOINTS
+    assert contains(hb.boxes[0], (160 * s, 60 * s, 240 * s, 165 * s))
+    w = hb.boxes[0, 2] - hb.boxes[0, 0]
+    assert w < 2.0 * 80 * s  # not absurdly large
+
+
+def test_profile_face_still_gets_a_full_head() -> None:
+    kp = {0: (190, 118), 1: (200, 100), 3: (235, 105)}  # one eye, one ear: eye span unusable
+    hb = heads_from_people(person((120, 50, 300, 600), kp), (700, 400), HeadConfig())
+    assert contains(hb.boxes[0], (175, 65, 240, 160))
+
+
+def test_no_face_keypoints_falls_back_to_top_of_person() -> None:
+    hb = heads_from_people(person((100, 50, 200, 450)), (500, 300), HeadConfig())
+    assert hb.sources[0] == HeadSource.PERSON_BOX
+    assert contains(hb.boxes[0], (125, 50, 175, 110))
+
+
+def test_face_detection_becomes_larger_head_box_and_merges_with_pose_head() -> None:
+    faces = FaceDetections(np.asarray([[180, 90, 220, 140]], np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32))
+    hf = heads_from_faces(faces, (400, 400), HeadConfig())
+    assert hf.sources[0] == HeadSource.FACE and contains(hf.boxes[0], (175, 70, 225, 145))
+    hp = heads_from_people(person((150, 60, 250, 400), {0: (200, 120), 1: (210, 108), 2: (190, 108)}), (400, 400), HeadConfig())
+    merged = merge_heads(HeadBoxes.concat([hp, hf]))
+    assert len(merged) == 1 and contains(merged.boxes[0], tuple(hf.boxes[0])) and contains(merged.boxes[0], tuple(hp.boxes[0]))
+
+
+def test_nothing_found_is_empty() -> None:
+    assert len(heads_from_people(Detections.empty(), (10, 10), HeadConfig())) == 0
+    assert len(heads_from_faces(FaceDetections.empty(), (10, 10), HeadConfig())) == 0
+    assert len(merge_heads(HeadBoxes.empty())) == 0
+
+
+@pytest.mark.parametrize(
+    ('factory', 'match'),
+    [
+        (lambda: HeadBoxes(np.zeros((2, 3), np.float32), np.zeros(2), np.zeros(2)), r'\(N, 4\)'),
+        (lambda: HeadBoxes(np.zeros((2, 4), np.float32), np.zeros(3), np.zeros(2)), 'scores and sources'),
+        (lambda: Detections(np.zeros((1, 4)), np.zeros(1), np.zeros((2, 17, 3))), 'keypoints'),
+        (lambda: HeadConfig(margin=0.9), 'never shrink'),
+        (lambda: TrackerConfig(max_age=-1), 'max_age'),
+    ],
+)
+def test_value_objects_validate(factory: object, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        factory()  # type: ignore[operator]
+
+
+def det(x: float, y: float = 100.0, s: float = 40.0) -> HeadBoxes:
+    return HeadBoxes(np.asarray([[x, y, x + s, y + s]], np.float32), np.ones(1, np.float32), np.zeros(1, np.int8))
+
+
+def test_track_survives_missed_detections_then_expires() -> None:
+    tr = HeadTracker(TrackerConfig(max_age=5))
+    hw = (480, 640)
+    tr.update(det(100), hw)
+    for _ in range(5):
+        out = tr.update(HeadBoxes.empty(), hw)  # detector ran but missed
+        assert len(out) == 1 and contains(out.boxes[0], (100, 100, 140, 140))
+    assert len(tr.update(HeadBoxes.empty(), hw)) == 0
+
+
+def test_fast_head_stays_covered_between_detections() -> None:
+    tr = HeadTracker(TrackerConfig())
+    hw = (480, 1280)
+    speed = 12.0  # px per frame: 30 % of the head's width, 360 px/s at 30 fps
+    x = 100.0
+    for frame in range(40):
+        true = (x, 100.0, x + 40, 140.0)
+        out = tr.update(det(x), hw) if frame % 4 == 0 else tr.predict(hw)
+        assert any(contains(b, true) for b in out.boxes), f'frame {frame}: head at {true} uncovered by {out.boxes}'
+        x += speed
+
+
+def test_accelerating_and_reversing_head_stays_covered() -> None:
+    tr = HeadTracker(TrackerConfig())
+    hw = (480, 1280)
+    # 8 px/frame to the right, then braking at 3 px/frame^2 to 10 px/frame to the left.
+    xs, x, v = [], 300.0, 8.0
+    for f in range(30):
+        xs.append(x)
+        if f >= 10:
+            v = max(v - 3.0, -10.0)
+        x += v
+    for frame, x in enumerate(xs):
+        out = tr.update(det(x), hw) if frame % 3 == 0 else tr.predict(hw)
+        assert any(contains(b, (x, 100, x + 40, 140)) for b in out.boxes), frame
+
+
+def test_two_heads_keep_separate_tracks_and_no_flicker() -> None:
+    tr = HeadTracker(TrackerConfig())
+    hw = (480, 640)
+    both = HeadBoxes.concat([det(100), det(400)])
+    counts = []
+    for frame in range(12):
+        # One detection of the second head is missed now and then: the output count must not drop.
+        found = both if frame % 3 else det(100)
+        counts.append(len(tr.update(found, hw)))
+    assert counts[1:] == [2] * 11
