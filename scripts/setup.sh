@@ -33,6 +33,17 @@ hash_tree() {  # content hash of the files under the given paths that git tracks
   (cd "$ROOT" && git ls-files -co --exclude-standard -- "$@" | LC_ALL=C sort | xargs -r sha256sum | sha256sum | cut -c1-16)
 }
 
+# One setup at a time per cache: a second one (another terminal, a test run) waits instead of racing the first
+# while it builds, or deleting a venv it takes for broken.
+if [ "$CHECK" = 0 ]; then
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/.setup.lock"
+  if ! flock -n 9; then
+    log "another setup is running on $CACHE; waiting for it"
+    flock 9
+  fi
+fi
+
 # --- 1. Python 3.11 ----------------------------------------------------------------------------------------------
 PYTHON=${ANON_ROS_PYTHON:-}
 if [ -z "$PYTHON" ]; then
