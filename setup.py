@@ -9,6 +9,13 @@ PACKAGE = 'anon_ros'
 # Executables that `ros2 run anon_ros <name>` finds under lib/anon_ros; `anon-ros` is the user-facing CLI.
 NODES: dict[str, str] = {
     'microphone': 'anon_ros.nodes.microphone:main',
+    'camera_source': 'anon_ros.nodes.camera_source:main',
+    'synthetic_source': 'anon_ros.nodes.synthetic_source:main',
+    'carla_bridge': 'carla_bridge.node:main',
+    'face_anonymizer': 'anon_ros.nodes.face_anonymizer:main',
+    'voice_anonymizer': 'anon_ros.nodes.voice_anonymizer:main',
+    'av_sync': 'anon_ros.nodes.av_sync:main',
+    'recorder': 'anon_ros.nodes.recorder:main',
 }
 
 setup(

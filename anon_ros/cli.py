@@ -19,6 +19,7 @@ from anon_ros import __version__
 # name -> (module, one-line help). Order is the order of --help.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'demo': ('anon_ros.commands.demo', 'run the embedded demo (no CARLA, no camera needed)'),
+    'run': ('anon_ros.commands.run', "run a configuration's node graph in one process (no launch_ros needed)"),
     'dds-env': ('anon_ros.commands.dds_env', 'print the environment that keeps DDS on this machine'),
 }
 

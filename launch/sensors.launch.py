@@ -1,4 +1,8 @@
-"""Real sensors + anonymization. Loads config/sensors.yaml and only remaps topics; all settings live in the YAML."""
+"""Real sensors without ROS drivers (webcam or video file, sound card) + anonymization.
+
+The node graph (executables, names, remappings) is config/sensors.graph.yaml, the one source of truth shared with
+`anon-ros run config/sensors.yaml` (anon_ros.graph); parameters are config/sensors.yaml. This file only loads them.
+"""
 
 from pathlib import Path
 
@@ -8,14 +12,27 @@ from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from anon_ros.graph import load_graph
+
+GRAPH = 'sensors.graph.yaml'
+
 
 def generate_launch_description() -> LaunchDescription:
-    default_params = str(Path(get_package_share_directory('anon_ros')) / 'config' / 'sensors.yaml')
+    graph = load_graph(Path(get_package_share_directory('anon_ros')) / 'config' / GRAPH)
     params = LaunchConfiguration('params')
     return LaunchDescription([
-        DeclareLaunchArgument('params', default_value=default_params, description='parameter YAML for all nodes'),
-        Node(
-            package='anon_ros', executable='microphone', name='microphone', parameters=[params],
-            remappings=[('audio', 'mic/audio_raw')],
+        DeclareLaunchArgument(
+            'params', default_value=str(graph.parameters), description='parameter YAML for all nodes',
+        ),
+        *(
+            Node(
+                package=node.package,
+                executable=node.executable,
+                name=node.name,
+                namespace=node.namespace or None,
+                parameters=[params],
+                remappings=list(node.remappings),
+            )
+            for node in graph.nodes
         ),
     ])

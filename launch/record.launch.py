@@ -1,0 +1,38 @@
+"""Recording the anonymized topics of a running graph (demo, carla or sensors) into a rosbag2 bag.
+
+The node graph (executables, names, remappings) is config/record.graph.yaml, the one source of truth shared with
+`anon-ros run config/record.yaml` (anon_ros.graph); parameters are config/record.yaml. This file only loads them.
+"""
+
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from anon_ros.graph import load_graph
+
+GRAPH = 'record.graph.yaml'
+
+
+def generate_launch_description() -> LaunchDescription:
+    graph = load_graph(Path(get_package_share_directory('anon_ros')) / 'config' / GRAPH)
+    params = LaunchConfiguration('params')
+    return LaunchDescription([
+        DeclareLaunchArgument(
+            'params', default_value=str(graph.parameters), description='parameter YAML for all nodes',
+        ),
+        *(
+            Node(
+                package=node.package,
+                executable=node.executable,
+                name=node.name,
+                namespace=node.namespace or None,
+                parameters=[params],
+                remappings=list(node.remappings),
+            )
+            for node in graph.nodes
+        ),
+    ])
