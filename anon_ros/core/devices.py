@@ -28,15 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from anon_ros.core.errors import AnonRosError, InputError
+from anon_ros.core.errors import AnonRosError, DeviceError, InputError
 
 _ENV_LOCK = threading.Lock()
 _PORTAUDIO_HINT = 'install PortAudio (Debian: apt-get install libportaudio2) and the sounddevice package'
 _PULSE_HINT = 'Debian packages: pulseaudio pulseaudio-utils libasound2-plugins libportaudio2'
-
-
-class DeviceError(AnonRosError):
-    """A virtual device is missing or cannot be opened; the message names it and what is available."""
 
 
 @contextlib.contextmanager

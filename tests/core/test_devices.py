@@ -14,7 +14,7 @@ from __future__ import annotations
 import glob
 import time
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,6 +32,7 @@ from anon_ros.core.devices import (
 )
 from anon_ros.core.errors import InputError
 from anon_ros.testing import pulseaudio as pa
+from anon_ros.testing.virtualcam import CapturingBackend, capturing_backend
 
 FS = 48_000
 
@@ -90,19 +91,8 @@ def test_microphone_config_validates() -> None:
 
 # ---------------------------------------------------------------- virtual microphone (real PulseAudio)
 
-def _portaudio_available() -> bool:
-    try:
-        import sounddevice  # noqa: F401
-    except (ImportError, OSError):
-        return False
-    return True
-
-
-needs_portaudio = pytest.mark.skipif(not _portaudio_available(), reason='PortAudio missing (Debian: libportaudio2)')
-needs_pulseaudio = pytest.mark.skipif(
-    not (pa.pulseaudio_available() and _portaudio_available()),
-    reason=f'pulseaudio or PortAudio not installed (Debian packages: {" ".join(pa.DEBIAN_PACKAGES)})',
-)
+# scripts/setup.sh installs PulseAudio and PortAudio (requirements/debian.txt): without them these tests fail with
+# the fixture's message naming the Debian packages, rather than being skipped.
 
 
 @pytest.fixture(scope='module')
@@ -111,14 +101,12 @@ def pulse() -> Iterator[pa.PulseAudioServer]:
         yield server
 
 
-@needs_portaudio
 def test_missing_output_device_names_it_and_lists_the_available() -> None:
     mic = VirtualMicrophone(MicrophoneConfig(device='no_such_sound_card'))
     with pytest.raises(DeviceError, match=r"'no_such_sound_card' not found; available output devices: .*"):
         mic.start()
 
 
-@needs_pulseaudio
 @pytest.mark.usefixtures('pulse')
 def test_missing_pulse_sink_names_it_and_lists_the_available() -> None:
     mic = VirtualMicrophone(MicrophoneConfig(device='pulse', pulse_sink='no_such_sink'))
@@ -126,7 +114,6 @@ def test_missing_pulse_sink_names_it_and_lists_the_available() -> None:
         mic.start()
 
 
-@needs_pulseaudio
 def test_virtual_microphone_reaches_the_call_side_source(pulse: pa.PulseAudioServer) -> None:
     """A noise burst written in 20 ms chunks is recorded back from the remapped source, in full and in order."""
     rng = np.random.default_rng(7)
@@ -151,7 +138,6 @@ def test_virtual_microphone_reaches_the_call_side_source(pulse: pa.PulseAudioSer
     assert mic.buffer.dropped_frames == 0
 
 
-@needs_pulseaudio
 def test_recorder_and_play_helpers_round_trip_a_tone(pulse: pa.PulseAudioServer) -> None:
     t = np.arange(FS // 2) / FS
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
@@ -227,38 +213,10 @@ def test_convert_frame_rejects_bad_input(image: np.ndarray, encoding: str, match
 
 # ---------------------------------------------------------------- virtual camera (capturing backend)
 
-class CapturingBackend:
-    """A pyvirtualcam backend (its documented constructor/send/close/device/native_fourcc) that keeps frames."""
-
-    frames: ClassVar[list[np.ndarray]] = []
-    opened: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **_kw: Any) -> None:
-        CapturingBackend.opened = {'width': width, 'height': height, 'fps': fps, 'fourcc': fourcc, 'device': device}
-        self._device = device or 'capture0'
-
-    def send(self, frame: np.ndarray) -> None:
-        CapturingBackend.frames.append(frame.copy())
-
-    def close(self) -> None:
-        CapturingBackend.opened['closed'] = True
-
-    def device(self) -> str:
-        return self._device
-
-    def native_fourcc(self) -> int | None:
-        return None
-
-
 @pytest.fixture
 def capture_backend() -> Iterator[type[CapturingBackend]]:
-    pyvirtualcam = pytest.importorskip('pyvirtualcam')
-    from pyvirtualcam import camera as pvc_camera
-
-    CapturingBackend.frames = []
-    pyvirtualcam.register_backend('anon_capture', CapturingBackend)
-    yield CapturingBackend
-    pvc_camera.BACKENDS.pop('anon_capture', None)
+    with capturing_backend() as backend:
+        yield backend
 
 
 def test_virtual_camera_sends_converted_frames(capture_backend: type[CapturingBackend]) -> None:
@@ -293,6 +251,5 @@ def test_send_before_start_is_an_error() -> None:
 
 @pytest.mark.skipif(bool(glob.glob('/dev/video*')), reason='a video device exists here')
 def test_missing_v4l2loopback_is_a_clear_error() -> None:
-    pytest.importorskip('pyvirtualcam')
     with pytest.raises(DeviceError, match='v4l2loopback'):
         VirtualCamera(CameraConfig(width=64, height=48, backend='v4l2loopback')).start()
