@@ -20,6 +20,9 @@ from anon_ros import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'demo': ('anon_ros.commands.demo', 'run the embedded demo (no CARLA, no camera needed)'),
     'run': ('anon_ros.commands.run', "run a configuration's node graph in one process (no launch_ros needed)"),
+    'anonymize-bag': ('anon_ros.commands.anonymize_bag', 'write an anonymized copy of a rosbag2 bag'),
+    'anonymize-video': ('anon_ros.commands.anonymize_video', 'anonymize faces and voice in a video file, keeping its sound'),
+    'bag-reindex': ('anon_ros.commands.bag_reindex', 'make a bag left by a killed recorder readable'),
     'dds-env': ('anon_ros.commands.dds_env', 'print the environment that keeps DDS on this machine'),
 }
 
