@@ -29,7 +29,7 @@ from anon_ros.core.av_align import AlignConfig, AudioChunk, AvAligner
 from anon_ros.core.devices import CameraConfig, MicrophoneConfig, VirtualCamera, VirtualMicrophone
 from anon_ros.core.errors import AnonRosError, InputError
 from anon_ros.core.sync import header_stamp_ns
-from anon_ros.nodes.common import AUDIO_OUT_QOS, IMAGE_OUT_QOS, SENSOR_QOS, declare, run
+from anon_ros.nodes.common import AUDIO_IN_QOS, AUDIO_OUT_QOS, IMAGE_OUT_QOS, SENSOR_QOS, declare, run
 from anon_ros.nodes.provenance import AnonymizedOutputs, ProvenanceChecker
 from anon_ros.ros_sync import make_subscriber, make_synchronizer
 
@@ -104,7 +104,7 @@ class AvSyncNode(Node):
         else:
             self.create_subscription(Image, 'image', lambda m: self._on_video(m, None), SENSOR_QOS,
                                      qos_overriding_options=overrides)
-        self.create_subscription(AudioStamped, 'audio', self._on_audio, SENSOR_QOS, qos_overriding_options=overrides)
+        self.create_subscription(AudioStamped, 'audio', self._on_audio, AUDIO_IN_QOS, qos_overriding_options=overrides)
         self.create_timer(0.5, self._check_inputs)
 
     def _open(self, device: VirtualCamera | VirtualMicrophone, what: str) -> VirtualCamera | VirtualMicrophone | None:

@@ -22,6 +22,12 @@ E = TypeVar('E', bound=enum.Enum)
 
 # Inputs from sensors: best effort, a short queue, so a slow consumer sees the latest data instead of a backlog.
 SENSOR_QOS: QoSProfile = qos_profile_sensor_data
+# Audio in: best effort like any sensor, but with room for ~1 s of 20 ms chunks, since chunks come in bursts (a
+# scheduler hiccup, a bag being played) and each lost one is an audible gap.
+AUDIO_IN_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
 # Anonymized images out: reliable (recorders and bridges want every frame) but only the latest two kept.
 IMAGE_OUT_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE,

@@ -17,9 +17,16 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from std_msgs.msg import String
 
 ANNOUNCE_TOPIC = '/anon_ros/anonymized_outputs'
-# Transient local: a sink that starts after the anonymizer still receives its announcement.
+# Transient local: a sink that starts after the anonymizer still receives its announcement. Each anonymizer keeps
+# its latest announcement (it always lists all of its topics).
 ANNOUNCE_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# The reader's history is shared by all anonymizers (the topic has no key): with depth 1, the announcements that
+# several anonymizers deliver at once on discovery would overwrite each other before the callback takes them.
+ANNOUNCE_READER_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
@@ -56,7 +63,7 @@ class ProvenanceChecker:
     def __init__(self, node: Node) -> None:
         self._node = node
         self._announced: dict[str, set[str]] = {}
-        node.create_subscription(String, ANNOUNCE_TOPIC, self._on_announcement, ANNOUNCE_QOS)
+        node.create_subscription(String, ANNOUNCE_TOPIC, self._on_announcement, ANNOUNCE_READER_QOS)
 
     def _on_announcement(self, msg: String) -> None:
         try:

@@ -1,0 +1,334 @@
+"""Streaming McAdams anonymization (VoicePrivacy baseline) with optional pitch and vocal-tract-length warping.
+
+Per frame (20 ms, sqrt-Hann, hop 10 ms): LPC envelope by autocorrelation + Levinson; each complex pole pair's
+angle phi becomes ``min(vtl * phi**alpha, pi)`` (McAdams warp, then a linear vocal-tract-length warp), pole radii
+are clamped inside the unit circle; the residual is optionally time-scaled inside the frame (granular pitch shift);
+re-synthesis, sqrt-Hann synthesis window, overlap-add. Each frame's energy is matched to the input frame's (the
+warp alone raises the level up to x85 at alpha 0.5), and a :class:`PeakLimiter` guards full scale.
+
+Strength is drawn at random per run (:meth:`VoiceParams.draw`): a fixed alpha is undone by an attacker who applies
+it to enrolment speech, so the configuration holds ranges, never one value.
+
+Frames are independent given their samples; streaming only buffers, so :meth:`McAdamsAnonymizer.process` over any
+chunking equals :func:`anonymize_offline` of the whole signal delayed by ``latency_samples``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+import scipy.signal
+
+from anon_ros.core.errors import InputError
+from anon_ros.core.voice.base import FloatArray, check_mono_chunk
+from anon_ros.core.voice.limiter import LimiterConfig, PeakLimiter
+
+_F64 = np.float64
+
+
+def _check_range(name: str, rng: tuple[float, float], lo: float, hi: float, *, strict: bool) -> None:
+    if len(rng) != 2:
+        msg = f'{name} must be a (low, high) pair, got {rng!r}'
+        raise InputError(msg)
+    a, b = float(rng[0]), float(rng[1])
+    if not (lo <= a <= b <= hi):
+        msg = f'{name} must satisfy {lo} <= low <= high <= {hi}, got {rng!r}'
+        raise InputError(msg)
+    if strict and not a < b:
+        msg = (f'{name} must be a range (low < high), got {rng!r}: a fixed value is undone by an attacker who '
+               'applies it to enrolment speech; pass explicit VoiceParams for a deterministic run')
+        raise InputError(msg)
+
+
+@dataclass(frozen=True)
+class McAdamsConfig:
+    """Framing, LPC order and the ranges the per-run strength is drawn from.
+
+    ``alpha_range``: McAdams coefficient (uniform). ``vtl_range``: formant-frequency scale (log-uniform; (1, 1)
+    disables). ``pitch_range``: pitch factor (log-uniform; (1, 1) disables; > 1 adds look-ahead latency).
+    """
+
+    sample_rate: int = 16000
+    frame_ms: float = 20.0
+    hop_ms: float = 10.0
+    lpc_order: int = 20
+    alpha_range: tuple[float, float] = (0.5, 0.9)
+    vtl_range: tuple[float, float] = (1.0, 1.0)
+    pitch_range: tuple[float, float] = (1.0, 1.0)
+    hf_range: tuple[float, float] = (1.0, 1.0)
+    hf_pivot_hz: float = 1800.0
+    bw_range: tuple[float, float] = (1.0, 1.0)
+    tilt_range: tuple[float, float] = (0.0, 0.0)
+    max_pole_radius: float = 0.995
+    limiter: LimiterConfig = field(default_factory=LimiterConfig)
+
+    def __post_init__(self) -> None:
+        if not 8000 <= self.sample_rate <= 96000:
+            msg = f'sample_rate must be in [8000, 96000] Hz, got {self.sample_rate}'
+            raise InputError(msg)
+        if not 0.0 < self.hop_ms <= self.frame_ms / 2:
+            msg = f'hop_ms must be in (0, frame_ms/2] for sqrt-Hann overlap-add, got hop {self.hop_ms} frame {self.frame_ms}'
+            raise InputError(msg)
+        n, h = self.frame_samples, self.hop_samples
+        if n % h != 0:
+            msg = f'frame length must be a multiple of the hop, got {n} and {h} samples'
+            raise InputError(msg)
+        if not 2 <= self.lpc_order < n // 2:
+            msg = f'lpc_order must be in [2, {n // 2}) for {n}-sample frames, got {self.lpc_order}'
+            raise InputError(msg)
+        _check_range('alpha_range', self.alpha_range, 0.3, 1.5, strict=True)
+        _check_range('vtl_range', self.vtl_range, 0.6, 1.6, strict=False)
+        _check_range('pitch_range', self.pitch_range, 0.5, 2.0, strict=False)
+        _check_range('hf_range', self.hf_range, 0.5, 2.0, strict=False)
+        _check_range('bw_range', self.bw_range, 0.25, 4.0, strict=False)
+        _check_range('tilt_range', self.tilt_range, -0.9, 0.9, strict=False)
+        if not 0.0 < self.hf_pivot_hz < self.sample_rate / 2:
+            msg = f'hf_pivot_hz must be in (0, {self.sample_rate / 2}), got {self.hf_pivot_hz}'
+            raise InputError(msg)
+        if not 0.5 < self.max_pole_radius < 1.0:
+            msg = f'max_pole_radius must be in (0.5, 1) to keep poles inside the unit circle, got {self.max_pole_radius}'
+            raise InputError(msg)
+
+    @property
+    def frame_samples(self) -> int:
+        """Analysis/synthesis frame length in samples."""
+        return int(round(self.frame_ms * 1e-3 * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        """Hop between frames in samples."""
+        return int(round(self.hop_ms * 1e-3 * self.sample_rate))
+
+
+@dataclass(frozen=True)
+class VoiceParams:
+    """One run's anonymization strength: McAdams alpha, formant scale, pitch factor."""
+
+    alpha: float
+    vtl: float = 1.0
+    pitch: float = 1.0
+    hf: float = 1.0
+    bw: float = 1.0
+    tilt: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.3 <= self.alpha <= 1.5:
+            msg = f'alpha must be in [0.3, 1.5], got {self.alpha}'
+            raise InputError(msg)
+        if not 0.6 <= self.vtl <= 1.6:
+            msg = f'vtl must be in [0.6, 1.6], got {self.vtl}'
+            raise InputError(msg)
+        if not 0.5 <= self.pitch <= 2.0:
+            msg = f'pitch must be in [0.5, 2.0], got {self.pitch}'
+            raise InputError(msg)
+        if not 0.5 <= self.hf <= 2.0:
+            msg = f'hf must be in [0.5, 2.0], got {self.hf}'
+            raise InputError(msg)
+        if not 0.25 <= self.bw <= 4.0:
+            msg = f'bw must be in [0.25, 4.0], got {self.bw}'
+            raise InputError(msg)
+        if not -0.9 <= self.tilt <= 0.9:
+            msg = f'tilt must be in [-0.9, 0.9], got {self.tilt}'
+            raise InputError(msg)
+
+    @classmethod
+    def draw(cls, config: McAdamsConfig, rng: np.random.Generator | None = None) -> VoiceParams:
+        """Draw one run's strength from ``config``'s ranges (OS entropy when ``rng`` is None)."""
+        gen = rng if rng is not None else np.random.default_rng()
+        alpha = float(gen.uniform(*config.alpha_range))
+        vtl = float(math.exp(gen.uniform(math.log(config.vtl_range[0]), math.log(config.vtl_range[1]))))
+        pitch = float(math.exp(gen.uniform(math.log(config.pitch_range[0]), math.log(config.pitch_range[1]))))
+        hf = float(math.exp(gen.uniform(math.log(config.hf_range[0]), math.log(config.hf_range[1]))))
+        bw = float(math.exp(gen.uniform(math.log(config.bw_range[0]), math.log(config.bw_range[1]))))
+        tilt = float(gen.uniform(*config.tilt_range))
+        return cls(alpha=alpha, vtl=vtl, pitch=pitch, hf=hf, bw=bw, tilt=tilt)
+
+
+def _periodic_sqrt_hann(n: int) -> np.ndarray:
+    # Periodic Hann sums to exactly 1 at 50 % overlap; sqrt of it on analysis and synthesis gives Hann overall.
+    return np.sqrt(scipy.signal.get_window('hann', n, fftbins=True)).astype(_F64)
+
+
+class _FrameWarper:
+    """The per-frame work shared by the streaming and the offline paths (so both are the same function)."""
+
+    def __init__(self, config: McAdamsConfig, params: VoiceParams) -> None:
+        self.config = config
+        self.params = params
+        n = config.frame_samples
+        self.n = n
+        self.hop = config.hop_samples
+        # Overlap-add of hann(n) at hop n/2 sums to 1; at smaller hops it sums to n/(2*hop).
+        self.win = _periodic_sqrt_hann(n) / math.sqrt(n / (2 * self.hop))
+        self.hann = _periodic_sqrt_hann(n) ** 2
+        self.seg = int(round(n * params.pitch)) if params.pitch != 1.0 else n
+        self.seg_win = _periodic_sqrt_hann(self.seg)
+        self.behind = max(0, self.seg // 2 - n // 2)  # residual samples needed before the frame
+        self.ahead = max(0, (self.seg - self.seg // 2) - (n - n // 2))  # ... and after it (look-ahead)
+        scale = self.seg / n
+        self.src_pos = self.seg // 2 + (np.arange(n, dtype=_F64) - n // 2) * scale
+        self.pivot = 2.0 * math.pi * config.hf_pivot_hz / config.sample_rate
+        self.numer = np.array([1.0, -params.tilt]) if params.tilt != 0.0 else np.array([1.0])
+        p = config.lpc_order
+        self.companion = np.zeros((p, p), dtype=_F64)
+        self.companion[1:, :-1] = np.eye(p - 1)
+
+    def warp_poles(self, a: np.ndarray) -> np.ndarray:
+        """McAdams + VTL warp of the complex poles of 1/A(z); radii clamped inside the unit circle."""
+        p = a.size - 1
+        comp = self.companion
+        comp[0, :] = -a[1:]
+        poles = np.linalg.eigvals(comp)
+        mag = np.minimum(np.abs(poles) ** self.params.bw, self.config.max_pole_radius)
+        upper = poles.imag > 1e-12  # one pole of each conjugate pair
+        real = np.abs(poles.imag) <= 1e-12
+        phi = self.params.vtl * np.angle(poles[upper]) ** self.params.alpha
+        pivot = self.pivot
+        phi = np.where(phi > pivot, pivot + (phi - pivot) * self.params.hf, phi)
+        phi = np.minimum(phi, math.pi * 0.995)
+        # Rebuild A'(z) from real second-order sections: exact conjugate symmetry, no complex np.poly.
+        out = np.ones(1)
+        for r, t in zip(mag[upper], phi):
+            out = np.convolve(out, (1.0, -2.0 * r * math.cos(t), r * r))
+        for r in (mag[real] * np.sign(poles[real].real)):
+            out = np.convolve(out, (1.0, -r))
+        if out.size != p + 1:  # an unpaired complex pole (numerical corner case): keep the original envelope
+            return a
+        return out
+
+    def frame(self, seg: np.ndarray) -> np.ndarray:
+        """Anonymize one frame; ``seg`` holds behind + n + ahead samples; returns n windowed output samples."""
+        n, b = self.n, self.behind
+        x = seg[b:b + n]
+        if not np.any(x):
+            return np.zeros(n, dtype=_F64)  # digital silence stays exact silence
+        xw = x * self.win
+        r = np.correlate(xw, xw, mode='full')[n - 1:n + self.config.lpc_order]
+        if r[0] <= 1e-20:
+            return np.zeros(n, dtype=_F64)
+        r = r.copy()
+        r[0] *= 1.0 + 1e-9  # white-noise correction keeps the Toeplitz system well conditioned
+        coef = scipy.linalg.solve_toeplitz(r[:-1], -r[1:])
+        a = np.concatenate(([1.0], coef))
+        a_new = self.warp_poles(a)
+        if self.seg == n:
+            res = np.convolve(xw, a)[:n]  # FIR A(z), zero initial state
+        else:
+            start = b + n // 2 - self.seg // 2
+            long = seg[start:start + self.seg] * self.seg_win
+            res = np.interp(self.src_pos, np.arange(self.seg, dtype=_F64), np.convolve(long, a)[:self.seg])
+        y = scipy.signal.lfilter(self.numer, a_new, res) * self.win
+        e_out = float(np.dot(y, y))
+        if not e_out > 0.0 or not math.isfinite(e_out):
+            return np.zeros(n, dtype=_F64)
+        # Same energy as the unmodified frame would have after analysis and synthesis windows (x * hann).
+        xh = x * self.win * self.win
+        return y * math.sqrt(float(np.dot(xh, xh)) / e_out)
+
+
+def anonymize_offline(x: FloatArray, config: McAdamsConfig, params: VoiceParams) -> FloatArray:
+    """Whole-signal reference: frame the zero-padded signal at once, overlap-add, limit; ``len(x)`` samples out."""
+    x = check_mono_chunk(x, 'signal')
+    fw = _FrameWarper(config, params)
+    n, hop = fw.n, fw.hop
+    pad = n - hop + fw.behind  # zeros before x so the first frame's segment starts at index 0
+    xp = np.concatenate((np.zeros(pad), x.astype(_F64), np.zeros(n + fw.ahead + hop)))
+    acc = np.zeros(xp.size, dtype=_F64)
+    q = fw.behind
+    while q - pad < x.size and q + n + fw.ahead <= xp.size:
+        acc[q:q + n] += fw.frame(xp[q - fw.behind:q + n + fw.ahead])
+        q += hop
+    y = acc[pad:pad + x.size].astype(np.float32)
+    return PeakLimiter(config.limiter, config.sample_rate).process(y)
+
+
+class McAdamsAnonymizer:
+    """Streaming :class:`StreamingVoiceAnonymizer` backend; ``params`` drawn at random when not given."""
+
+    def __init__(self, config: McAdamsConfig | None = None, params: VoiceParams | None = None,
+                 rng: np.random.Generator | None = None, chunk_ms: float = 10.0) -> None:
+        self._config = config if config is not None else McAdamsConfig()
+        self._params = params if params is not None else VoiceParams.draw(self._config, rng)
+        self._fw = _FrameWarper(self._config, self._params)
+        self._chunk = max(1, int(round(chunk_ms * 1e-3 * self._config.sample_rate)))
+        self._limiter = PeakLimiter(self._config.limiter, self._config.sample_rate)
+        self.reset()
+
+    @property
+    def config(self) -> McAdamsConfig:
+        """The configuration (ranges, framing)."""
+        return self._config
+
+    @property
+    def params(self) -> VoiceParams:
+        """This run's drawn strength (kept across :meth:`reset`)."""
+        return self._params
+
+    @property
+    def sample_rate(self) -> int:
+        """Samples per second."""
+        return self._config.sample_rate
+
+    @property
+    def chunk_samples(self) -> int:
+        """Preferred chunk (10 ms by default); any length works."""
+        return self._chunk
+
+    @property
+    def latency_samples(self) -> int:
+        """Frame length - 1 + pitch look-ahead: the fixed delay for sample-exact chunk-in, chunk-out."""
+        return self._fw.n - 1 + self._fw.ahead
+
+    def reset(self) -> None:
+        """Empty all buffers (the stream restarts as if from silence); the drawn params stay."""
+        fw = self._fw
+        self._pad = fw.n - fw.hop + fw.behind
+        # Input buffer in padded coordinates: _buf[0] is padded index _buf_start.
+        self._buf = np.zeros(self._pad, dtype=_F64)
+        self._buf_start = 0
+        self._q = fw.behind  # padded index where the next frame starts
+        self._acc = np.zeros(fw.n, dtype=_F64)  # overlap-add accumulator starting at _q
+        self._out = np.zeros(self.latency_samples, dtype=np.float32)  # FIFO primed with the delay
+        self._limiter.reset()
+
+    def process(self, chunk: FloatArray) -> FloatArray:
+        """Consume ``chunk`` and return ``len(chunk)`` samples (delayed by ``latency_samples``)."""
+        chunk = check_mono_chunk(chunk)
+        fw = self._fw
+        n, hop = fw.n, fw.hop
+        self._buf = np.concatenate((self._buf, chunk.astype(_F64)))
+        buf_end = self._buf_start + self._buf.size
+        done: list[np.ndarray] = []
+        while self._q + n + fw.ahead <= buf_end:
+            lo = self._q - fw.behind - self._buf_start
+            self._acc += fw.frame(self._buf[lo:lo + fw.behind + n + fw.ahead])
+            # Samples before the next frame start are final.
+            done.append(self._acc[:hop].copy())
+            self._acc = np.concatenate((self._acc[hop:], np.zeros(hop)))
+            self._q += hop
+        # Drop input nobody needs any more (the next frame's segment starts at _q - behind).
+        keep_from = self._q - fw.behind - self._buf_start
+        if keep_from > 0:
+            self._buf = self._buf[keep_from:]
+            self._buf_start += keep_from
+        if done:
+            final = np.concatenate(done)
+            first = self._q - hop * len(done)  # padded index of final[0]
+            skip = max(0, self._pad - first)  # outputs for negative time (the front padding) are dropped
+            final = final[skip:].astype(np.float32)
+            self._out = np.concatenate((self._out, self._limiter.process(final)))
+        k = chunk.size
+        out, self._out = self._out[:k], self._out[k:]
+        if out.size != k:  # cannot happen by construction; fail loudly rather than emit a short chunk
+            msg = f'internal buffering error: expected {k} output samples, had {out.size}'
+            raise AssertionError(msg)
+        return out
+
+    def flush(self) -> FloatArray:
+        """Return the held-back ``latency_samples`` (as if silence followed) and reset."""
+        tail = self.process(np.zeros(self.latency_samples, dtype=np.float32))
+        self.reset()
+        return tail

@@ -1,0 +1,155 @@
+"""McAdams streaming anonymizer on recorded speech: streaming == offline, level, limiter, silence, randomness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anon_ros.core.errors import InputError
+from anon_ros.core.voice import (
+    LimiterConfig,
+    McAdamsAnonymizer,
+    McAdamsConfig,
+    PeakLimiter,
+    StreamingVoiceAnonymizer,
+    VoiceParams,
+    anonymize_offline,
+)
+from anon_ros.core.voice.mcadams import _FrameWarper
+from tests.core.speech_data import speech
+
+PARAMS = [
+    VoiceParams(alpha=0.8),
+    VoiceParams(alpha=0.55, vtl=1.15, pitch=1.25),  # pitch > 1 adds look-ahead
+    VoiceParams(alpha=0.95, vtl=0.85, pitch=0.8),
+]
+
+
+def stream(anon: McAdamsAnonymizer, x: np.ndarray, chunk: int) -> np.ndarray:
+    outs = [anon.process(x[i:i + chunk]) for i in range(0, x.size, chunk)]
+    for o, i in zip(outs, range(0, x.size, chunk)):
+        assert o.size == x[i:i + chunk].size  # chunk in, chunk out
+    outs.append(anon.flush())
+    return np.concatenate(outs)
+
+
+@pytest.mark.parametrize('params', PARAMS, ids=lambda p: f'a{p.alpha}-v{p.vtl}-p{p.pitch}')
+@pytest.mark.parametrize('chunk', [7, 160, 161, 320, 441, 1000])
+def test_streaming_equals_offline(params: VoiceParams, chunk: int) -> None:
+    x = speech(1, seconds=1.5)
+    cfg = McAdamsConfig()
+    ref = anonymize_offline(x, cfg, params)
+    anon = McAdamsAnonymizer(cfg, params)
+    y = stream(anon, x, chunk)
+    lat = anon.latency_samples
+    assert y.size == x.size + lat
+    assert not np.any(y[:lat])  # the delay is silence
+    np.testing.assert_allclose(y[lat:], ref, atol=1e-6, rtol=0)
+
+
+def test_reset_restarts_identically() -> None:
+    x = speech(1, seconds=0.6)
+    anon = McAdamsAnonymizer(McAdamsConfig(), VoiceParams(alpha=0.7))
+    first = stream(anon, x, 160)
+    anon.process(np.ones(77, dtype=np.float32) * 0.3)
+    anon.reset()
+    np.testing.assert_array_equal(stream(anon, x, 160), first)
+
+
+def test_protocol_and_latency() -> None:
+    anon = McAdamsAnonymizer(McAdamsConfig(), VoiceParams(alpha=0.8))
+    assert isinstance(anon, StreamingVoiceAnonymizer)
+    assert anon.sample_rate == 16000
+    assert anon.chunk_samples == 160
+    assert anon.latency_samples == 319  # 20 ms frame - 1: 19.9 ms
+    assert McAdamsAnonymizer(McAdamsConfig(), VoiceParams(alpha=0.8, pitch=1.25)).latency_samples == 319 + 40
+
+
+@pytest.mark.parametrize('alpha', [0.5, 0.7, 0.9])
+def test_level_follows_input(alpha: float) -> None:
+    """Pole warping alone raises the level up to x85 at alpha 0.5; the frame gain keeps it at the input's."""
+    x = speech(0)
+    y = anonymize_offline(x, McAdamsConfig(), VoiceParams(alpha=alpha))
+    ratio = float(np.sqrt(np.mean(y.astype(np.float64) ** 2) / np.mean(x.astype(np.float64) ** 2)))
+    assert 0.7 < ratio < 1.3
+    assert np.max(np.abs(y)) <= 0.98
+
+
+@pytest.mark.parametrize('params', PARAMS, ids=lambda p: f'a{p.alpha}')
+def test_clipped_input_never_exceeds_full_scale(params: VoiceParams) -> None:
+    x = np.clip(speech(1) * 20.0, -1.0, 1.0).astype(np.float32)  # heavily clipped speech
+    anon = McAdamsAnonymizer(McAdamsConfig(), params)
+    y = stream(anon, x, 160)
+    assert np.max(np.abs(y)) <= 0.98 + 1e-7
+    assert np.sqrt(np.mean(y ** 2)) > 0.1  # limited, not muted
+
+
+def test_digital_silence_passes_through() -> None:
+    sr = 16000
+    s = speech(1, seconds=1.0)
+    x = np.concatenate((np.zeros(sr // 2, np.float32), s, np.zeros(sr, np.float32), s[:sr // 4]))
+    anon = McAdamsAnonymizer(McAdamsConfig(), VoiceParams(alpha=0.6, pitch=1.2))
+    y = stream(anon, x, 160)[anon.latency_samples:]
+    assert not np.any(y[:sr // 2 - 320])  # leading silence stays exact zeros
+    gap = slice(sr // 2 + s.size + 400, sr // 2 + s.size + sr - 400)  # a frame + look-ahead away from speech
+    assert not np.any(y[gap])
+    assert np.any(y[sr // 2:sr // 2 + s.size])
+
+
+def test_poles_stay_inside_unit_circle() -> None:
+    x = speech(0)
+    cfg = McAdamsConfig()
+    fw = _FrameWarper(cfg, VoiceParams(alpha=0.5, vtl=1.3))
+    worst = 0.0
+    for start in range(0, x.size - 320, 1600):
+        xw = x[start:start + 320].astype(np.float64) * fw.win
+        r = np.correlate(xw, xw, 'full')[319:340]
+        if r[0] <= 0:
+            continue
+        from scipy.linalg import solve_toeplitz
+
+        a = np.concatenate(([1.0], solve_toeplitz(r[:-1], -r[1:])))
+        worst = max(worst, float(np.max(np.abs(np.roots(fw.warp_poles(a))))))
+    assert 0.5 < worst <= cfg.max_pole_radius + 1e-9
+
+
+def test_strength_is_random_per_run() -> None:
+    cfg = McAdamsConfig(vtl_range=(0.9, 1.1), pitch_range=(0.8, 1.25))
+    draws = {McAdamsAnonymizer(cfg).params for _ in range(5)}
+    assert len(draws) == 5
+    for p in draws:
+        assert cfg.alpha_range[0] <= p.alpha <= cfg.alpha_range[1]
+        assert cfg.vtl_range[0] <= p.vtl <= cfg.vtl_range[1]
+        assert cfg.pitch_range[0] <= p.pitch <= cfg.pitch_range[1]
+    seeded = [McAdamsAnonymizer(cfg, rng=np.random.default_rng(3)).params for _ in range(2)]
+    assert seeded[0] == seeded[1]
+
+
+@pytest.mark.parametrize('kwargs', [
+    {'alpha_range': (0.8, 0.8)},  # a fixed strength is refused
+    {'alpha_range': (0.9, 0.5)},
+    {'vtl_range': (0.5, 1.0)},
+    {'hop_ms': 15.0},
+    {'lpc_order': 1},
+    {'max_pole_radius': 1.0},
+])
+def test_config_rejects(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InputError):
+        McAdamsConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_non_float_chunk_rejected() -> None:
+    anon = McAdamsAnonymizer()
+    with pytest.raises(InputError, match='float'):
+        anon.process(np.zeros(160, dtype=np.int16))
+    with pytest.raises(InputError, match='1-D'):
+        anon.process(np.zeros((160, 2), dtype=np.float32))
+
+
+def test_limiter_chunked_equals_whole() -> None:
+    x = (np.sin(np.arange(8000) * 0.05) * np.linspace(0.2, 3.0, 8000)).astype(np.float32)
+    whole = PeakLimiter(LimiterConfig(ceiling=0.9), 16000).process(x)
+    lim = PeakLimiter(LimiterConfig(ceiling=0.9), 16000)
+    parts = np.concatenate([lim.process(x[i:i + 97]) for i in range(0, x.size, 97)])
+    np.testing.assert_array_equal(parts, whole)
+    assert np.max(np.abs(whole)) <= 0.9 + 1e-6
