@@ -17,6 +17,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from anon_ros.conversions import fill_audio
 from anon_ros.core.audio_time import sample_time_ns
+from anon_ros.core.devices import find_device, import_sounddevice, pulse_env
 from anon_ros.core.errors import DeviceError
 from anon_ros.nodes.common import SENSOR_QOS, declare, run
 
@@ -25,22 +26,18 @@ def _stamp(ns: int) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-def open_input_stream(device: str, sample_rate: int, channels: int, chunk: int, callback):  # noqa: ANN001, ANN201
+def open_input_stream(device: str, pulse_source: str, sample_rate: int, channels: int, chunk: int, callback):  # noqa: ANN001, ANN201
     """Open a sounddevice InputStream, or raise DeviceError that names the device and lists the available inputs."""
-    import sounddevice as sd
-
-    dev: str | int | None = None if device in ('', 'default') else (int(device) if device.isdigit() else device)
+    sd = import_sounddevice()
+    index = None if device in ('', 'default') else find_device(sd, device, 'input')
     try:
-        stream = sd.InputStream(
-            device=dev, samplerate=sample_rate, channels=channels, blocksize=chunk, dtype='float32',
-            callback=callback,
-        )
+        with pulse_env(PULSE_SOURCE=pulse_source or None):
+            stream = sd.InputStream(
+                device=index, samplerate=sample_rate, channels=channels, blocksize=chunk, dtype='float32',
+                callback=callback,
+            )
     except (ValueError, sd.PortAudioError) as err:
-        inputs = [f'{i}: {d["name"]}' for i, d in enumerate(sd.query_devices()) if d['max_input_channels'] > 0]
-        msg = (
-            f'cannot open input device {device!r} at {sample_rate} Hz, {channels} channel(s): {err}. '
-            f'Available inputs: {inputs or "none"}'
-        )
+        msg = f'cannot open input device {device!r} at {sample_rate} Hz, {channels} channel(s): {err}'
         raise DeviceError(msg) from err
     return stream
 
@@ -50,7 +47,9 @@ class MicrophoneNode(Node):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__('microphone', **kwargs)
-        self.device = declare(self, 'device', 'default', 'sounddevice input: name (substring), index, or "default"')
+        self.device = declare(self, 'device', 'default', 'sounddevice input: name (or a unique part of it), or "default"')
+        pulse_source = declare(self, 'pulse_source', '', 'PulseAudio source to capture through the "pulse" device '
+                               '("" = the server default)')
         self.sample_rate = declare(self, 'sample_rate', 16000, 'capture rate in Hz', min_value=8000, max_value=192000)
         self.channels = declare(self, 'channels', 1, 'channels to capture', min_value=1, max_value=32)
         self.chunk = declare(
@@ -63,7 +62,8 @@ class MicrophoneNode(Node):
         )
         self.sample_index = 0
         self.start_ns: int | None = None
-        self.stream = open_input_stream(self.device, self.sample_rate, self.channels, self.chunk, self._on_audio)
+        self.stream = open_input_stream(self.device, pulse_source, self.sample_rate, self.channels, self.chunk,
+                                        self._on_audio)
         self.stream.start()
         self.get_logger().info(
             f'capturing {self.device!r} at {self.sample_rate} Hz, {self.channels} ch, {self.chunk}-frame chunks'
