@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'anonymize-bag': ('anon_ros.commands.anonymize_bag', 'write an anonymized copy of a rosbag2 bag'),
     'anonymize-video': ('anon_ros.commands.anonymize_video', 'anonymize faces and voice in a video file, keeping its sound'),
     'bag-reindex': ('anon_ros.commands.bag_reindex', 'make a bag left by a killed recorder readable'),
+    'eval': ('anon_ros.commands.eval', 'evaluate face or voice anonymization (privacy, utility) against peers'),
+    'bench': ('anon_ros.commands.bench', 'benchmark speed: stages, fps, voice RTF, DDS and end-to-end latency'),
     'dds-env': ('anon_ros.commands.dds_env', 'print the environment that keeps DDS on this machine'),
 }
 

@@ -78,8 +78,9 @@ fi
 
 # --- 3. The cached virtualenv ------------------------------------------------------------------------------------
 REQS=(requirements/ros.txt requirements/runtime.txt requirements/test.txt)
+NO_DEPS_REQS=(requirements/peers.txt)  # installed with --no-deps (see the file)
 PIP_VERSION=25.3
-VENV_KEY=$( (hash_files "${REQS[@]}"; echo "pip==$PIP_VERSION") | sha256sum | cut -c1-12)
+VENV_KEY=$( (hash_files "${REQS[@]}" "${NO_DEPS_REQS[@]}"; echo "pip==$PIP_VERSION") | sha256sum | cut -c1-12)
 VENV="$CACHE/venv-py$PYVER-$VENV_KEY"
 IMPORT_CHECK='import rclpy, sensor_msgs.msg, numpy, cv2, onnxruntime'
 venv_ok() { [ -f "$VENV/.complete" ] && "$VENV/bin/python" -c "$IMPORT_CHECK" >/dev/null 2>&1; }
@@ -107,6 +108,10 @@ if [ ! -d "$VENV" ]; then
     log "pip install -r $req"
     pip_venv install -q -r "$ROOT/$req" >&2 \
       || die "pip install -r $req failed (see above); nothing is cached, the next run starts again"
+  done
+  for req in "${NO_DEPS_REQS[@]}"; do
+    log "pip install --no-deps -r $req"
+    pip_venv install -q --no-deps -r "$ROOT/$req" >&2 || die "pip install --no-deps -r $req failed (see above)"
   done
   probe=$("$VENV/bin/python" -c "$IMPORT_CHECK" 2>&1) || die "the new venv cannot import its core packages: $probe"
   touch "$VENV/.complete"

@@ -96,6 +96,7 @@ class HeadConfig:
 # Head proportions relative to head width w (height ~1.3 w with hair; eyes ~0.45 w below the top of the head).
 _HEIGHT_RATIO = 1.3
 _EYES_FROM_TOP = 0.5
+_CHIN_BELOW_SHOULDERS = 0.10  # x head width; the lowest GT head bottom seen was ~0.3 face heights above it
 
 
 def _head_from_keypoints(kp: np.ndarray, box: np.ndarray, conf: float) -> tuple[float, float, float] | None:
@@ -132,6 +133,23 @@ def _head_from_keypoints(kp: np.ndarray, box: np.ndarray, conf: float) -> tuple[
     return cx, cy, width
 
 
+def _chin_floor(kp: np.ndarray, width: float, conf: float) -> float | None:
+    """Lowest y a head can reach in an upright person: a little below the shoulder line (the chin stays above it,
+    even when looking down). None unless nose, eyes and both shoulders are confident and clearly upright."""
+    vis = kp[:, 2] >= conf
+    if not (vis[NOSE] and vis[LEFT_SHOULDER] and vis[RIGHT_SHOULDER] and (vis[LEFT_EYE] or vis[RIGHT_EYE])):
+        return None
+    sl, sr = kp[LEFT_SHOULDER, :2], kp[RIGHT_SHOULDER, :2]
+    span = float(np.hypot(*(sl - sr)))
+    mid_y = float(sl[1] + sr[1]) / 2
+    eyes_y = float(np.mean([kp[j, 1] for j in (LEFT_EYE, RIGHT_EYE) if vis[j]]))
+    # Upright: shoulders level (tilt < ~20 deg) and well below the nose; else no limit.
+    tilted = abs(float(sl[1] - sr[1])) > 0.35 * max(span, 1.0)
+    if tilted or mid_y - float(kp[NOSE, 1]) < 0.25 * width or kp[NOSE, 1] < eyes_y - 0.1 * width:
+        return None
+    return mid_y + _CHIN_BELOW_SHOULDERS * width
+
+
 def _head_from_person_box(box: np.ndarray) -> tuple[float, float, float]:
     """(cx, cy, width) of a head at the top of a person box: used when no face keypoint is confident."""
     bw, bh = float(box[2] - box[0]), float(box[3] - box[1])
@@ -158,6 +176,10 @@ def heads_from_people(people: Detections, image_hw: tuple[int, int], cfg: HeadCo
             sources[i] = HeadSource.KEYPOINTS
         cx, cy, w = est
         boxes[i] = _box(cx, cy, w, _HEIGHT_RATIO * w, cfg)
+        if has_kp and sources[i] == HeadSource.KEYPOINTS:
+            floor = _chin_floor(people.keypoints[i], w, cfg.keypoint_conf)
+            if floor is not None and floor > boxes[i, 1]:
+                boxes[i, 3] = min(boxes[i, 3], floor)
     return HeadBoxes(clip_boxes(boxes, image_hw), people.scores.astype(np.float32), sources)
 
 

@@ -95,6 +95,8 @@ class FaceAnonymizerNode(Node):
             face_conf=p['face_conf'],
             detect_every=p['detect_every'],
             threads=p['threads'],
+            async_detection=p['async_detection'],
+            async_max_lag=p['async_max_lag'],
             depth=DepthMaskConfig(back_m=p['depth_band_m']),
             ensemble=EnsembleConfig(noise_sd=p['noise_sd'], warp=p['warp'], smooth=p['smooth'], cells=p['cells']),
             on_error=FailMode.RAISE,  # the node decides what a failed frame becomes (on_error)
@@ -157,6 +159,12 @@ class FaceAnonymizerNode(Node):
         d['detect_every'] = declare(self, 'detect_every', core.detect_every, 'run the detectors every N frames; heads are tracked '
                                     'in between', min_value=1, max_value=10)
         d['threads'] = declare(self, 'threads', core.threads, 'onnxruntime threads', min_value=1, max_value=64)
+        d['async_detection'] = declare(self, 'async_detection', core.async_detection,
+                                       'run the detectors in a worker thread; every frame is anonymized with the '
+                                       'tracked heads at once (use threads: 1 on 2 cores)')
+        d['async_max_lag'] = declare(self, 'async_max_lag', core.async_max_lag,
+                                     'frames a running detection may lag before a frame waits for it',
+                                     min_value=1, max_value=30)
         d['depth_band_m'] = declare(self, 'depth_band_m', core.depth.back_m, 'depth behind the head still masked, m',
                                     min_value=0.05, max_value=5.0)
         d['noise_sd'] = declare(self, 'noise_sd', core.ensemble.noise_sd, 'ensemble: Gaussian noise, grey levels', min_value=0.0,
@@ -278,6 +286,8 @@ class FaceAnonymizerNode(Node):
             self._slot_lock.notify_all()
         if hasattr(self, '_worker'):
             self._worker.join(timeout=5.0)
+        if hasattr(self, 'anonymizer'):
+            self.anonymizer.close()
         super().destroy_node()
 
 

@@ -152,16 +152,15 @@ def test_averaging_many_frames_does_not_restore_identity(real_anonymizer: FaceAn
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason='measured 30/33 (91 %): every loss is the zidane upper-body cut-out at 20-28 px faces, where the head '
-    'region covers much of the tiny card; full photos and larger people are all kept',
-    strict=False,
-)
 def test_people_are_still_detected_after_anonymization(real_anonymizer: FaceAnonymizer) -> None:
+    """YOLO still finds >= 95 % of the people it found before. 20 scenes (~56 people): with 6 (15 people) a single
+    borderline loss (the zidane cut-out at a 20 px face on sky, detected at 0.27-0.39 before) already failed it.
+    Measured 54-56/56 over repeated runs (fresh noise each run); 49-50/56 before the shoulder-capped head boxes and
+    the rim grid of the ensemble."""
     yolo, _ = models()
     assert isinstance(yolo, YoloDetector)
     before = after = 0
-    for sc in scenes(6, whole_people=True):
+    for sc in scenes(20, whole_people=True):
         real_anonymizer.reset()
         res = real_anonymizer.process(sc.rgb, sc.depth_m)
         b, a = yolo(sc.rgb), yolo(res.image)
