@@ -124,9 +124,10 @@ def test_virtual_microphone_reaches_the_call_side_source(pulse: pa.PulseAudioSer
     with pa.Recorder(pulse) as rec, VirtualMicrophone(config) as mic:
         rec.wait_ready()
         chunk = FS // 50
-        for start in range(0, len(signal), chunk):  # paced like a live 20 ms stream
+        t0 = time.monotonic()
+        for start in range(0, len(signal), chunk):  # paced like a live 20 ms stream, on an absolute schedule
             mic.write(signal[start:start + chunk])
-            time.sleep(chunk / FS * 0.9)
+            time.sleep(max(0.0, t0 + (start + chunk) / FS - time.monotonic()))
         time.sleep(mic.latency_s + 0.3)
     recording = rec.signal()
     lag, score = pa.locate(burst, recording)
