@@ -1,12 +1,9 @@
 """Head tracking across frames, so a face never shows raw between detections.
 
-Detection may run only every k frames and may miss a head for a few frames. Each track keeps its last measured box,
-predicts it forward with a smoothed velocity (capped at a plausible head speed), and grows it per unseen frame by
-the uncertainty of that velocity, per axis: a head walking sideways grows sideways, not up and down. A track whose
-velocity is still unknown (seen once) grows by a plausible head speed. Growth never takes a box past ``max_grow``
-times its measured size, so a lost track cannot swallow the frame, and the next matching detection shrinks it back
-to the measurement at once. Tracks live ``max_age`` frames without a match, so a miss never makes the mask flicker
-off. New detections are shown at once (no confirmation delay: privacy first).
+Detection may run only every k frames and may miss a head for a few frames. Each track keeps its last box,
+predicts it forward with a smoothed velocity, and grows it with the time since it was last seen and with its speed
+(a fast head is where the uncertainty is). Tracks live ``max_age`` frames without a match, so a miss never makes
+the mask flicker off. New detections are shown at once (no confirmation delay: privacy first).
 """
 
 from __future__ import annotations
@@ -21,26 +18,18 @@ from anon_ros.core.heads import HeadBoxes, HeadSource, box_iou, box_overlap_min,
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """How tracks are carried. Speeds and growths are per frame, as fractions of the track's measured box size (its
-    longer side), so they hold for a near and a far head alike.
-
-    max_age: frames a track survives without a matching detection. velocity_alpha: smoothing of velocity
-    (1 = last measurement only). grow_per_frame: growth per side and unseen frame (any head may turn or bob).
-    speed_gain: growth per side and unseen frame, per axis, in units of the track's speed on that axis plus its last
-    change of velocity (the velocity's uncertainty). max_speed: cap on the measured speed (a mismatched detection
-    must not fling a box away). new_track_grow: growth per side and unseen frame of a track whose velocity is still
-    unknown (seen once): a plausible head speed. max_grow: a predicted box is never more than this many times the
-    measured box (per axis); beyond it the track's head is taken to be lost (it expires after max_age).
-    match_iou: minimum IoU (after prediction) or containment to continue a track."""
+    """max_age: frames a track survives without a matching detection. velocity_alpha: smoothing of velocity
+    (1 = last measurement only). grow_per_frame: box growth per unseen frame, fraction of its size. speed_gain:
+    extra growth per frame, in units of the head's own speed plus its last change of velocity. match_iou: minimum IoU (after prediction) or
+    containment to continue a track. new_track_grow: growth per frame (fraction of size) of a track whose
+    velocity is still unknown (seen once): it may be a fast head."""
 
     max_age: int = 15
     velocity_alpha: float = 0.6
     grow_per_frame: float = 0.03
     speed_gain: float = 1.0
     match_iou: float = 0.2
-    new_track_grow: float = 0.3
-    max_speed: float = 0.75
-    max_grow: float = 3.0
+    new_track_grow: float = 0.35
 
     def __post_init__(self) -> None:
         if self.max_age < 0:
@@ -53,12 +42,6 @@ class TrackerConfig:
             msg = 'grow_per_frame, speed_gain and new_track_grow must be >= 0'
             msg += f', got {self.grow_per_frame}, {self.speed_gain} and {self.new_track_grow}'
             raise InputError(msg)
-        if self.max_speed <= 0:
-            msg = f'max_speed must be > 0 (box sizes per frame), got {self.max_speed}'
-            raise InputError(msg)
-        if self.max_grow < 1.0:
-            msg = f'max_grow must be >= 1 (a predicted box never shrinks below the measured one), got {self.max_grow}'
-            raise InputError(msg)
         if not 0.0 < self.match_iou <= 1.0:
             msg = f'match_iou must be in (0, 1], got {self.match_iou}'
             raise InputError(msg)
@@ -70,7 +53,7 @@ class _Track:
     velocity: np.ndarray  # px/frame of (cx, cy, w, h)
     score: float
     source: int
-    surprise: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # px/frame per axis: last change of velocity
+    surprise: float = 0.0  # px/frame: how much the last measured velocity differed from the prediction
     unseen: int = 0  # frames since the last match
     hits: int = 1
     ident: int = 0
@@ -101,26 +84,19 @@ class HeadTracker:
 
     def _predicted(self, t: _Track, shift: int = 0) -> np.ndarray:
         """Where the track is now (``shift`` frames from now): last box moved by velocity x unseen frames, grown by
-        the uncertainty, per axis, and never past ``max_grow`` times the measured box."""
-        cfg = self.cfg
+        the uncertainty."""
         c = _cxcywh(t.box)
         k = float(max(t.unseen + shift, 0))
-        if k == 0:
-            return t.box.copy()
-        size = float(max(c[2], c[3]))
-        v = t.velocity[:2].copy()
-        speed = float(np.hypot(v[0], v[1]))
-        if speed > cfg.max_speed * size:
-            v *= cfg.max_speed * size / speed
-        c[:2] += v * k
-        base = c[2:].copy()
+        c[:2] += t.velocity[:2] * k
         c[2:] = np.maximum(c[2:] + np.maximum(t.velocity[2:], 0) * k, c[2:])  # never shrink on the way
+        size = float(max(c[2], c[3]))
+        speed = float(np.hypot(t.velocity[0], t.velocity[1]))
         if t.hits < 2:
-            grow = np.full(2, k * cfg.new_track_grow * size, np.float32)  # velocity unknown yet
+            grow = k * self.cfg.new_track_grow * size  # velocity unknown yet
         else:
             # A head that just changed speed (braking, turning) may keep doing so: its surprise widens the box too.
-            grow = k * (cfg.grow_per_frame * size + cfg.speed_gain * (np.abs(v) + t.surprise))
-        c[2:] = np.minimum(c[2:] + 2 * grow, cfg.max_grow * np.maximum(base, 1.0))
+            grow = k * (self.cfg.grow_per_frame * size + self.cfg.speed_gain * (speed + t.surprise))
+        c[2:] += 2 * grow
         return _xyxy(c)
 
     def predict(self, image_hw: tuple[int, int]) -> HeadBoxes:
@@ -185,7 +161,7 @@ class HeadTracker:
         old, new = _cxcywh(t.box), _cxcywh(box)
         meas = (new - old) / max(t.unseen - age, 1)
         a = self.cfg.velocity_alpha
-        t.surprise = np.abs(meas[:2] - t.velocity[:2]).astype(np.float32) if t.hits >= 2 else np.zeros(2, np.float32)
+        t.surprise = float(np.hypot(*(meas[:2] - t.velocity[:2]))) if t.hits >= 2 else 0.0
         t.velocity = (a * meas + (1 - a) * t.velocity).astype(np.float32)
         # Size is smoothed but never below the new measurement: a head that shrank in one detection (pose jitter)
         # keeps the larger box for a while; position follows the measurement (lag would expose a moving face).

@@ -135,3 +135,31 @@ def test_two_heads_keep_separate_tracks_and_no_flicker() -> None:
         found = both if frame % 3 else det(100)
         counts.append(len(tr.update(found, hw)))
     assert counts[1:] == [2] * 11
+
+
+def test_far_head_inside_a_near_head_box_is_not_merged_into_it() -> None:
+    """A small far head inside a near head's box keeps its own box (a union would get the near head's depth band)."""
+    near = (100.0, 100.0, 260.0, 300.0)
+    far = (110.0, 110.0, 150.0, 160.0)  # mostly inside, centre far from the near head's centre
+    face_of_near = (140.0, 140.0, 220.0, 250.0)  # the same head found by the face detector: merged
+    hb = HeadBoxes(np.asarray([near, far, face_of_near], np.float32), np.ones(3, np.float32), np.zeros(3, np.int8))
+    merged = merge_heads(hb)
+    assert len(merged) == 2
+    assert any(np.allclose(b, far) for b in merged.boxes)
+
+
+@pytest.mark.parametrize('fw', [16.0, 40.0, 120.0])
+def test_face_detection_head_covers_the_head_ellipse(fw: float) -> None:
+    """The head around a face box (brows to chin) as the synthetic scenes draw it: an ellipse 0.72 face widths by
+    0.95 face heights about a centre 0.15 face heights above the face's. The head's ellipse region must hold it."""
+    from anon_ros.core.depth_mask import DepthMaskConfig, head_masks
+
+    fh = 1.25 * fw
+    x1, y1 = 200.0, 200.0
+    faces = FaceDetections(np.asarray([[x1, y1, x1 + fw, y1 + fh]], np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32))
+    hw = (800, 800)
+    mask = head_masks(None, heads_from_faces(faces, hw, HeadConfig()), hw, DepthMaskConfig())
+    yy, xx = np.mgrid[: hw[0], : hw[1]] + 0.5
+    cx, cy = x1 + fw / 2, y1 + fh / 2 - 0.15 * fh
+    head = ((xx - cx) / (0.72 * fw)) ** 2 + ((yy - cy) / (0.95 * fh)) ** 2 <= 1.0
+    assert mask[head].all(), f'{int((head & ~mask).sum())} of {int(head.sum())} head pixels outside'
