@@ -13,7 +13,7 @@ one anonymized run (one random strength draw per speaker stream, reset between u
 Every trial is scored (cosine, Resemblyzer d-vectors) against every speaker; EER pools all seeds.
 WER: pocketsphinx on the transcribed utterances (LibriVox, cards, flite), original vs anonymized.
 
-Usage: python bench/bench_voice.py [--presets mcadams,full] [--seeds 3] [--no-wer]
+Usage: python bench/bench_voice.py [--presets mcadams,strong,balanced] [--seeds 3] [--no-wer]
 Needs: pip install torch==2.13.0 'setuptools<81' resemblyzer==0.1.4 pocketsphinx==5.1.1;
 apt-get install pocketsphinx-testdata flite; pip download --no-deps pyannote.audio==4.0.7 -d ~/.cache/anon_ros/wheels
 """
@@ -37,23 +37,20 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from anon_ros.core.voice.mcadams import McAdamsAnonymizer, McAdamsConfig  # noqa: E402
+from anon_ros.core.voice.mcadams import McAdamsAnonymizer, McAdamsConfig, Strength  # noqa: E402
 from anon_ros.core.voice_eval import (  # noqa: E402
     PocketsphinxAsr,
     ResemblyzerAttacker,
     Utterance,
+    compute_eer,
+    cosine,
     load_speech,
     percent,
     verification_eer,
     word_error_rate,
 )
 
-PRESETS: dict[str, McAdamsConfig] = {
-    'mcadams': McAdamsConfig(alpha_range=(0.5, 0.9)),
-    'vtl': McAdamsConfig(alpha_range=(0.5, 0.9), vtl_range=(0.85, 1.18)),
-    'pitch': McAdamsConfig(alpha_range=(0.5, 0.9), pitch_range=(0.75, 1.33)),
-    'full': McAdamsConfig(alpha_range=(0.5, 0.9), vtl_range=(0.85, 1.18), pitch_range=(0.75, 1.33)),
-}
+PRESETS: dict[str, McAdamsConfig] = {s.value: McAdamsConfig.preset(s) for s in Strength}
 
 
 def run_stream(anon: McAdamsAnonymizer, audio: np.ndarray, chunk: int) -> np.ndarray:
@@ -92,11 +89,17 @@ def split(utts: list[Utterance]) -> tuple[dict[str, list[Utterance]], dict[str, 
     return enrol, trials
 
 
+_ENROL_CACHE: dict[int, dict[str, list[np.ndarray]]] = {}
+
+
 def evaluate(config: McAdamsConfig | None, utts: list[Utterance], attacker: ResemblyzerAttacker,
              seeds: int, chunk: int) -> tuple[float, float, int, int]:
     """(ignorant EER, lazy-informed EER, n target, n non-target); config None = no anonymization."""
     enrol, trials = split(utts)
-    orig_enrol = {s: [attacker.embed(u.audio, u.sample_rate) for u in us] for s, us in enrol.items()}
+    key = id(utts)
+    if key not in _ENROL_CACHE:  # original enrolment embeddings are the same for every preset
+        _ENROL_CACHE[key] = {s: [attacker.embed(u.audio, u.sample_rate) for u in us] for s, us in enrol.items()}
+    orig_enrol = _ENROL_CACHE[key]
     ign_trials: list[tuple[str, str, np.ndarray]] = []
     lazy_scores: list[tuple[dict[str, list[np.ndarray]], list[tuple[str, str, np.ndarray]]]] = []
     for seed in range(seeds if config is not None else 1):
@@ -119,8 +122,6 @@ def evaluate(config: McAdamsConfig | None, utts: list[Utterance], attacker: Rese
     # Lazy-informed: pool the scores of every seed (each seed has its own anonymized enrolment).
     tgt: list[float] = []
     non: list[float] = []
-    from anon_ros.core.voice_eval import compute_eer, cosine
-
     for en, tr in lazy_scores:
         models = {s: np.mean(v, axis=0) for s, v in en.items()}
         for spk, _uid, emb in tr:
@@ -146,7 +147,7 @@ def wer(config: McAdamsConfig | None, utts: list[Utterance], asr: PocketsphinxAs
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--presets', default='mcadams,full', help=f'comma list of {sorted(PRESETS)}')
+    ap.add_argument('--presets', default='mcadams,strong,balanced', help=f'comma list of {sorted(PRESETS)}')
     ap.add_argument('--seeds', type=int, default=3, help='independent draws per speaker (pooled)')
     ap.add_argument('--chunk-ms', type=float, default=10.0)
     ap.add_argument('--sets', default='librivox,cards,pyannote,flite')

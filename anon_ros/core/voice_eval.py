@@ -63,7 +63,7 @@ HARVARD_SENTENCES: tuple[str, ...] = (
 FLITE_VOICES: tuple[str, ...] = ('kal16', 'awb', 'rms', 'slt')
 
 
-class SpeechDataMissing(AnonRosError):
+class SpeechDataMissing(AnonRosError):  # noqa: N818 - public name other modules use
     """A speech data set is not installed; the message says which package provides it."""
 
 
@@ -117,7 +117,8 @@ def resample(x: FloatArray, rate: int, target: int = EVAL_RATE) -> FloatArray:
     if rate == target:
         return x
     g = gcd(rate, target)
-    return scipy.signal.resample_poly(x, target // g, rate // g).astype(np.float32)
+    out: FloatArray = scipy.signal.resample_poly(x, target // g, rate // g).astype(np.float32)
+    return out
 
 
 def _read_wav(src: str | Path | io.BytesIO) -> tuple[FloatArray, int]:
@@ -178,8 +179,8 @@ def _find_pyannote_sample() -> tuple[bytes, bytes]:
         if (d / 'sample.wav').is_file():
             return (d / 'sample.wav').read_bytes(), (d / 'sample.stm').read_bytes()
     dirs = [os.environ.get('ANON_ROS_WHEELS', ''), str(Path.home() / '.cache' / 'anon_ros' / 'wheels')]
-    for d in dirs:
-        for whl in sorted(glob.glob(os.path.join(d, 'pyannote_audio-*.whl')) if d else [], reverse=True):
+    for folder in dirs:
+        for whl in sorted(glob.glob(os.path.join(folder, 'pyannote_audio-*.whl')) if folder else [], reverse=True):
             with zipfile.ZipFile(whl) as z:
                 names = set(z.namelist())
                 if 'pyannote/audio/sample/sample.wav' in names:
@@ -288,7 +289,7 @@ def word_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
     if words == 0:
         msg = 'WER needs at least one reference word'
         raise InputError(msg)
-    return sum(_edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps)) / words
+    return sum(_edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps, strict=True)) / words
 
 
 # ---------------------------------------------------------------------------------------------- attackers
@@ -355,7 +356,8 @@ class VerificationResult:
     n_nontarget: int
 
 
-def verification_eer(enrol: dict[str, list[np.ndarray]], trials: Sequence[tuple[str, str, np.ndarray]]) -> VerificationResult:
+def verification_eer(enrol: dict[str, list[np.ndarray]],
+                     trials: Sequence[tuple[str, str, np.ndarray]]) -> VerificationResult:
     """EER of trials ``(speaker, utt_id, embedding)`` against each speaker's mean enrolment embedding.
 
     Every trial is scored against every enrolled speaker: same speaker = target, other = non-target.

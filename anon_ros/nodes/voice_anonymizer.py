@@ -34,6 +34,7 @@ from anon_ros.core.voice import (
     McAdamsConfig,
     OnnxStreamSpec,
     RatePolicy,
+    Strength,
     VoiceBackend,
     make_backend,
     pcm_to_float,
@@ -60,10 +61,11 @@ class VoiceAnonymizerNode(Node):
                                              choices=[b.value for b in VoiceBackend]))
         rate = declare(self, 'sample_rate', core.sample_rate, 'rate the anonymizer runs at (input is resampled)',
                        min_value=8000, max_value=96000)
-        alpha = declare(self, 'alpha_range', list(core.alpha_range),
-                        'McAdams coefficient range [low, high]; one value is drawn per run (a fixed one can be undone)')
-        vtl = declare(self, 'vtl_range', list(core.vtl_range), 'formant scale range [low, high]; [1, 1] = off')
-        pitch = declare(self, 'pitch_range', list(core.pitch_range), 'pitch factor range [low, high]; [1, 1] = off')
+        strength = Strength.parse(declare(
+            self, 'strength', Strength.STRONG.value,
+            'McAdams + formant-warp ranges (a fresh random strength is drawn per run from them): strong (privacy '
+            'first), balanced (more intelligible), mcadams (VoicePrivacy-style alpha 0.5-0.9)',
+            choices=[s.value for s in Strength]))
         onnx_model = declare(self, 'onnx_model', '', 'streaming ONNX converter (backend onnx)')
         onnx_chunk = declare(self, 'onnx_chunk_samples', 320, 'samples per ONNX call', min_value=1, max_value=96000)
         onnx_states = declare(self, 'onnx_state_pairs', [''],
@@ -74,9 +76,7 @@ class VoiceAnonymizerNode(Node):
                         choices=[r.value for r in RatePolicy])
 
         if backend is VoiceBackend.MCADAMS:
-            mcadams = McAdamsConfig(sample_rate=rate, alpha_range=_pair('alpha_range', alpha),
-                                    vtl_range=_pair('vtl_range', vtl), pitch_range=_pair('pitch_range', pitch))
-            anonymizer = make_backend(backend, mcadams=mcadams)
+            anonymizer = make_backend(backend, mcadams=McAdamsConfig.preset(strength, rate))
         elif backend is VoiceBackend.ONNX:
             pairs = tuple(tuple(p.split(':', 1)) for p in onnx_states if p)
             if any(len(p) != 2 for p in pairs):
@@ -167,13 +167,6 @@ class VoiceAnonymizerNode(Node):
         out.sample_index = self.out_index
         self.out_index += audio.size
         self.publisher.publish(out)
-
-
-def _pair(name: str, values: Sequence[float]) -> tuple[float, float]:
-    if len(values) != 2:
-        msg = f'parameter {name}: expected [low, high], got {list(values)}'
-        raise InputError(msg)
-    return float(values[0]), float(values[1])
 
 
 def main(args: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from anon_ros.core.voice import (
     McAdamsConfig,
     PeakLimiter,
     StreamingVoiceAnonymizer,
+    Strength,
     VoiceParams,
     anonymize_offline,
 )
@@ -27,7 +28,7 @@ PARAMS = [
 
 def stream(anon: McAdamsAnonymizer, x: np.ndarray, chunk: int) -> np.ndarray:
     outs = [anon.process(x[i:i + chunk]) for i in range(0, x.size, chunk)]
-    for o, i in zip(outs, range(0, x.size, chunk)):
+    for o, i in zip(outs, range(0, x.size, chunk), strict=True):
         assert o.size == x[i:i + chunk].size  # chunk in, chunk out
     outs.append(anon.flush())
     return np.concatenate(outs)
@@ -114,13 +115,18 @@ def test_poles_stay_inside_unit_circle() -> None:
 
 
 def test_strength_is_random_per_run() -> None:
-    cfg = McAdamsConfig(vtl_range=(0.9, 1.1), pitch_range=(0.8, 1.25))
-    draws = {McAdamsAnonymizer(cfg).params for _ in range(5)}
-    assert len(draws) == 5
+    cfg = McAdamsConfig(vtl_range=(1.1, 1.2), vtl_random_direction=True, pitch_range=(1.05, 1.25),
+                        pitch_random_direction=True)
+    draws = {McAdamsAnonymizer(cfg).params for _ in range(40)}
+    assert len(draws) == 40
     for p in draws:
         assert cfg.alpha_range[0] <= p.alpha <= cfg.alpha_range[1]
-        assert cfg.vtl_range[0] <= p.vtl <= cfg.vtl_range[1]
-        assert cfg.pitch_range[0] <= p.pitch <= cfg.pitch_range[1]
+        # At least the minimum change, in either direction.
+        assert 1.1 - 1e-9 <= max(p.vtl, 1 / p.vtl) <= 1.2 + 1e-9
+        assert 1.05 - 1e-9 <= max(p.pitch, 1 / p.pitch) <= 1.25 + 1e-9
+    assert {p.vtl > 1 for p in draws} == {True, False}
+    up = McAdamsConfig(vtl_range=(1.05, 1.2))
+    assert all(1.05 <= McAdamsAnonymizer(up).params.vtl <= 1.2 for _ in range(10))
     seeded = [McAdamsAnonymizer(cfg, rng=np.random.default_rng(3)).params for _ in range(2)]
     assert seeded[0] == seeded[1]
 
@@ -128,7 +134,9 @@ def test_strength_is_random_per_run() -> None:
 @pytest.mark.parametrize('kwargs', [
     {'alpha_range': (0.8, 0.8)},  # a fixed strength is refused
     {'alpha_range': (0.9, 0.5)},
-    {'vtl_range': (0.5, 1.0)},
+    {'vtl_range': (0.9, 1.1), 'vtl_random_direction': True},  # sizes of the change: >= 1
+    {'vtl_range': (0.5, 1.1)},
+    {'pitch_range': (1.0, 3.0)},
     {'hop_ms': 15.0},
     {'lpc_order': 1},
     {'max_pole_radius': 1.0},
@@ -153,3 +161,26 @@ def test_limiter_chunked_equals_whole() -> None:
     parts = np.concatenate([lim.process(x[i:i + 97]) for i in range(0, x.size, 97)])
     np.testing.assert_array_equal(parts, whole)
     assert np.max(np.abs(whole)) <= 0.9 + 1e-6
+
+
+def test_presets_and_latency_budget() -> None:
+    assert McAdamsConfig.preset(Strength.parse('Strong')) == McAdamsConfig()  # privacy first by default
+    strong = McAdamsAnonymizer(McAdamsConfig.preset(Strength.STRONG))
+    assert strong.params.vtl >= 1.2
+    assert McAdamsAnonymizer(McAdamsConfig.preset(Strength.BALANCED)).params.vtl <= 1.14
+    with pytest.raises(InputError, match='strong, balanced, mcadams'):
+        Strength.parse('off')
+    for s in Strength:
+        anon = McAdamsAnonymizer(McAdamsConfig.preset(s))
+        # Algorithmic latency incl. one 10 ms chunk of buffering: <= 30 ms.
+        assert (anon.latency_samples + anon.chunk_samples) / anon.sample_rate <= 0.030
+
+
+@pytest.mark.parametrize('vtl', [0.8, 1.0, 1.15, 1.32])
+def test_vtl_warp_is_monotone_without_pile_up(vtl: float) -> None:
+    fw = _FrameWarper(McAdamsConfig(), VoiceParams(alpha=1.0, vtl=vtl))
+    phi = np.linspace(1e-3, np.pi * 0.99, 500)
+    out = fw.vtl_warp(phi)
+    assert np.all(np.diff(out) > 0)  # distinct formants stay distinct (no stack at Nyquist)
+    assert out[-1] < np.pi
+    np.testing.assert_allclose(out[phi < 0.6], vtl * phi[phi < 0.6])  # speech band: plain scaling

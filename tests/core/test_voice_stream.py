@@ -10,7 +10,7 @@ from anon_ros.core.errors import InputError
 from anon_ros.core.voice import (
     ChannelPolicy,
     FaultKind,
-    FormatRejected,
+    FormatRejectedError,
     GuardedVoiceStream,
     McAdamsAnonymizer,
     McAdamsConfig,
@@ -51,9 +51,9 @@ def test_int16_stereo_downmixed() -> None:
 
 def test_rejections_are_clear() -> None:
     x = speech(1, seconds=0.1)
-    with pytest.raises(FormatRejected, match='expected mono audio, got 2 channels'):
+    with pytest.raises(FormatRejectedError, match='expected mono audio, got 2 channels'):
         guard(channel_policy=ChannelPolicy.REJECT).process(np.stack([x, x], 1), 16000, channels=2)
-    with pytest.raises(FormatRejected, match='expected 16000 Hz audio, got 48000 Hz'):
+    with pytest.raises(FormatRejectedError, match='expected 16000 Hz audio, got 48000 Hz'):
         guard(rate_policy=RatePolicy.REJECT).process(x, 48000)
     with pytest.raises(InputError, match='do not divide'):
         guard().process(np.zeros(161, np.float32), 16000, channels=2)

@@ -99,7 +99,8 @@ class AudioStreamClock:
         self._samples = 0
         self._use_index = sample_index is not None
 
-    def observe(self, stamp_ns: int, n_samples: int, sample_rate: int, sample_index: int | None = None) -> ClockDecision:
+    def observe(self, stamp_ns: int, n_samples: int, sample_rate: int,
+                sample_index: int | None = None) -> ClockDecision:
         """Classify a chunk of ``n_samples`` starting at ``stamp_ns`` (or at ``sample_index`` if the source
         counts samples itself, which is exact and preferred)."""
         if n_samples < 1:

@@ -163,7 +163,7 @@ class OnnxVoiceConverter:
         if not np.all(np.isfinite(audio)):
             msg = 'ONNX model returned non-finite audio'
             raise VoiceError(msg)
-        for (a, _), value in zip(spec.state_pairs, results[1:]):
+        for (a, _), value in zip(spec.state_pairs, results[1:], strict=True):
             value = np.asarray(value, dtype=np.float32)
             if value.shape != self._state_shapes[a]:
                 msg = f'ONNX state {a!r} came back with shape {value.shape}, expected {self._state_shapes[a]}'

@@ -66,7 +66,8 @@ class StreamingResampler:
         if drop > 0:
             self._x = self._x[drop:]
             self._x_start += drop
-        return y.astype(np.float32)
+        out: FloatArray = y.astype(np.float32)
+        return out
 
     def process(self, chunk: FloatArray) -> FloatArray:
         """Append ``chunk`` (1-D) and return every output sample whose input is complete."""

@@ -5,7 +5,7 @@ What the node hands in can be wrong in many ways; this is where each case is dec
 * sample format: int16/int32/uint8/float PCM, interleaved 1-D or (samples, channels) -> float32 in [-1, 1];
 * channel count other than 1: downmixed (mean) or rejected, per :class:`ChannelPolicy`;
 * sample rate other than the backend's: resampled by a stateful polyphase filter or rejected, per
-  :class:`RatePolicy` (rejection raises :class:`FormatRejected`);
+  :class:`RatePolicy` (rejection raises :class:`FormatRejectedError`);
 * NaN/inf: a fault: that chunk's output is silence, all state is reset;
 * clipping (samples at full scale): counted and processed; the output never exceeds full scale;
 * any backend exception: a fault: silence out, state reset. Raw audio is never passed through.
@@ -28,7 +28,7 @@ CLIP_LEVEL = 0.999
 """Input samples at or above this magnitude count as clipped."""
 
 
-class FormatRejected(InputError):
+class FormatRejectedError(InputError):
     """A chunk's rate or channel count differs from the configured one and the policy is REJECT."""
 
 
@@ -138,10 +138,11 @@ class GuardedVoiceStream:
         if f.shape[1] == 1:
             return f[:, 0]
         if self._channels is ChannelPolicy.DOWNMIX:
-            return f.mean(axis=1, dtype=np.float64).astype(np.float32)
+            mixed: np.ndarray = f.mean(axis=1, dtype=np.float64).astype(np.float32)
+            return mixed
         if self._channels is ChannelPolicy.REJECT:
             msg = f'expected mono audio, got {f.shape[1]} channels (channel policy reject)'
-            raise FormatRejected(msg)
+            raise FormatRejectedError(msg)
         msg = f'unknown channel policy {self._channels!r}'
         raise AssertionError(msg)
 
@@ -151,7 +152,7 @@ class GuardedVoiceStream:
             return x
         if self._rates is RatePolicy.REJECT:
             msg = f'expected {target} Hz audio, got {rate} Hz (rate policy reject)'
-            raise FormatRejected(msg)
+            raise FormatRejectedError(msg)
         if self._rates is RatePolicy.RESAMPLE:
             if self._resampler is None or self._resampler.rate_in != rate:
                 self._resampler = StreamingResampler(rate, target)
@@ -163,13 +164,13 @@ class GuardedVoiceStream:
         return n_in if rate == self._backend.sample_rate else int(round(n_in * self._backend.sample_rate / rate))
 
     def process(self, samples: np.ndarray, sample_rate: int, channels: int = 1) -> ChunkResult:
-        """Anonymize one chunk; format errors raise (InputError/FormatRejected), content faults give silence."""
+        """Anonymize one chunk; format errors raise (InputError/FormatRejectedError), content faults give silence."""
         if sample_rate < 1:
             msg = f'sample_rate must be >= 1, got {sample_rate}'
             raise InputError(msg)
         mono = self._to_mono(pcm_to_float(samples, channels))
         if self._rates is RatePolicy.REJECT and sample_rate != self._backend.sample_rate:
-            self._to_rate(mono, sample_rate)  # raises FormatRejected
+            self._to_rate(mono, sample_rate)  # raises FormatRejectedError
         if not np.all(np.isfinite(mono)):
             bad = int(np.count_nonzero(~np.isfinite(mono)))
             self.reset()
