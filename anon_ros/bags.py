@@ -8,9 +8,10 @@ writes ``metadata.yaml`` only at close, so a killed recorder would leave nothing
 - splitting by size or duration into ``<bag>_<n>.<ext>`` files, as ``ros2 bag record`` names them;
 - :meth:`BagWriter.flush`: closes the pending MCAP chunk (or commits the sqlite3 transaction), flushes the file to
   the OS and rewrites ``metadata.yaml`` atomically. After a SIGKILL everything up to the last flush is on disk:
-  MCAP streaming readers read it as is (``mcap.reader.NonSeekingReader``, ``log_time_order=False``), and :func:`reindex` (``anon-ros
-  bag-reindex``) truncates an unfinished MCAP file after its last complete record, appends a valid footer and
-  rewrites ``metadata.yaml`` from what the files really hold, so every reader (rosbags, ros2 bag) opens it.
+  MCAP streaming readers read it as is (``mcap.reader.NonSeekingReader``, ``log_time_order=False``), and
+  :func:`reindex` (``anon-ros bag-reindex``) truncates an unfinished MCAP file after its last complete record,
+  appends a valid footer and rewrites ``metadata.yaml`` from what the files really hold, so every reader (rosbags,
+  ros2 bag) opens it.
 
 Message types resolve to their definition and RIHS01 hash through :func:`resolve_type`: the ``rosbags`` Kilted type
 store plus ``anon_ros_msgs`` (and any other package's ``.msg`` found in the ament index).
@@ -162,7 +163,7 @@ def resolve_type(msgtype: str) -> TopicType:
         if msgtype not in store.fielddefs and not _register_from_msg_files(store, msgtype):
             msg = (
                 f'no definition of message type {msgtype!r}: it is not a Kilted core type and no '
-                f'share/{msgtype.split("/")[0]}/msg/*.msg was found on AMENT_PREFIX_PATH'
+                f'share/{msgtype.split("/", maxsplit=1)[0]}/msg/*.msg was found on AMENT_PREFIX_PATH'
             )
             raise BagError(msg)
         msgdef, _ = store.generate_msgdef(msgtype, ros_version=2)

@@ -21,7 +21,6 @@ from typing import Any
 import cv2
 import numpy as np
 import scipy.io.wavfile
-from anon_ros_msgs.msg import AudioStamped
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -30,6 +29,7 @@ from anon_ros.conversions import audio_to_array, image_to_array
 from anon_ros.core.errors import AnonRosError
 from anon_ros.core.metrics import CoverageTally, head_coverage, percentiles
 from anon_ros.core.sync import MessageSource, TimeSynchronizer, header_stamp_ns
+from anon_ros_msgs.msg import AudioStamped
 
 NS = 1_000_000_000
 PREVIEW_WIDTH = 640
@@ -77,7 +77,7 @@ class DemoMonitor(Node):
         self._sync = TimeSynchronizer(inputs, 60)
         self._sync.registerCallback(self._on_frame)
         t = self.topics
-        for source, topic in zip(inputs, (t.anonymized_image, t.anonymization_mask, t.raw_image, t.head_truth)):
+        for source, topic in zip(inputs, (t.anonymized_image, t.anonymization_mask, t.raw_image, t.head_truth), strict=True):
             self.create_subscription(Image, topic, source.add, MONITOR_QOS)
         self.create_subscription(Image, t.raw_image, self._count_raw, MONITOR_QOS)
         self.create_subscription(Image, t.anonymized_image, self._on_anonymized_arrival, MONITOR_QOS)

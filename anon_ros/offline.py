@@ -395,14 +395,14 @@ class _AudioTopic:
         if not self.streams:
             return []
         tails = []
-        for c, stream in enumerate(self.streams):
+        for stream in self.streams:
             try:
                 tails.append(np.asarray(stream.flush(), np.float32))
             except Exception:  # noqa: BLE001
                 self.report.failed += 1
                 tails.append(np.zeros(stream.latency_samples, np.float32))
         n = min(t.size for t in tails)
-        self.out = [np.concatenate((o, t[:n])) for o, t in zip(self.out, tails)]
+        self.out = [np.concatenate((o, t[:n])) for o, t in zip(self.out, tails, strict=True)]
         if self.skip:
             k = min(self.skip, self.out[0].size)
             self.out = [o[k:] for o in self.out]

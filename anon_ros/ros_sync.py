@@ -51,7 +51,7 @@ def guarded(callback: Callback) -> Callback:
     def _guarded(*args: Any) -> None:
         try:
             callback(*args)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the synchronizer must outlive a failing user callback
             _LOG.exception('synchronized callback %r raised; continuing', callback)
 
     return _guarded

@@ -6,7 +6,8 @@ Sizes 800x600 and 1280x720, 1/5/10 people, frames fed back to back. sync: YOLO/C
 each detect_every cycle, in the caller's thread. async: the detectors run in a worker thread on the latest frame
 whenever it is free (at most async_max_lag frames behind); person_det/face_det are then the worker's ms per
 detection (beside the frames), det_wait the time a frame waited for a late detection, det/s the detections folded
-in per second and age their mean age in frames when folded in. ms columns are per frame, fps = frames / wall time. The peer baseline is deface 1.5.0's algorithm on the same frames
+in per second and age their mean age in frames when folded in. ms columns are per frame, fps = frames / wall time. The
+peer baseline is deface 1.5.0's algorithm on the same frames
 (CenterFace on the full frame, threshold 0.2, elliptical blur of each face box scaled 1.3), run with our
 CenterFace wrapper so deface and its imageio/ffmpeg dependencies need not be installed.
 """
@@ -65,7 +66,7 @@ def run_config(an: FaceAnonymizer, rgbs: list[np.ndarray], deps: list[np.ndarray
     counts = dict.fromkeys(STAGES, 0)
     ages: list[float] = []
     t0 = time.perf_counter()
-    for rgb, dep in zip(rgbs, deps):
+    for rgb, dep in zip(rgbs, deps, strict=True):
         res = an.process(rgb, dep)
         assert not res.failed, res.error
         totals.append(res.timings_ms['total'])

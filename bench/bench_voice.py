@@ -20,6 +20,7 @@ apt-get install pocketsphinx-testdata flite; pip download --no-deps pyannote.aud
 
 from __future__ import annotations
 
+import math
 import os
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')  # one core: RTF is reported per core
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         cfg = PRESETS[name]
         lat, rtf = timing(cfg, [u for u in utts if u.source == 'pocketsphinx-testdata'], args.chunk_ms)
-        ign, lazy, nt, nn = evaluate(cfg, utts, attacker, args.seeds, chunk)
+        ign, lazy, _, _ = evaluate(cfg, utts, attacker, args.seeds, chunk)
         w = wer(cfg, wer_utts, asr, chunk) if asr else float('nan')
         rows.append((name, lat, rtf, ign, lazy, w))
         print(f'[{name}] {cfg}', flush=True)
@@ -183,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
           f'chunk {args.chunk_ms} ms; WER on {len(wer_utts)} utts ({sum(len(u.text.split()) for u in wer_utts)} words)')
     print(f'{"preset":10s} {"latency":>9s} {"RTF/core":>9s} {"EER ign":>9s} {"EER lazy":>9s} {"WER":>8s}')
     for name, lat, rtf, ign, lazy, w in rows:
-        lat_s = f'{lat:.1f} ms' if lat == lat else '-'
-        rtf_s = f'{rtf:.3f}' if rtf == rtf else '-'
+        lat_s = '-' if math.isnan(lat) else f'{lat:.1f} ms'
+        rtf_s = '-' if math.isnan(rtf) else f'{rtf:.3f}'
         print(f'{name:10s} {lat_s:>9s} {rtf_s:>9s} {percent(ign):>9s} {percent(lazy):>9s} {percent(w):>8s}')
     print('targets: latency <= 30 ms, RTF <= 0.05, EER ign >= 40 %, WER <= original + 15 points')
     return 0

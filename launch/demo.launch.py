@@ -7,12 +7,12 @@ The node graph (executables, names, remappings) is config/demo.graph.yaml, the o
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from anon_ros.graph import load_graph
+from launch import LaunchDescription
 
 GRAPH = 'demo.graph.yaml'
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from anon_ros_msgs.msg import AudioStamped
 from sensor_msgs.msg import Image
 
 from anon_ros.conversions import ENCODINGS, audio_to_array, fill_audio, fill_image, image_to_array
 from anon_ros.core.errors import InputError
+from anon_ros_msgs.msg import AudioStamped
 
 
 def _random_array(encoding: str, height: int = 5, width: int = 7) -> np.ndarray:

@@ -13,7 +13,7 @@ SETUP = ROOT / 'scripts' / 'setup.sh'
 
 def run_setup(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ['bash', str(SETUP), *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
+        ['bash', str(SETUP), *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=120, check=False,
     )
 
 

@@ -12,11 +12,11 @@ import sys
 
 import numpy as np
 import pytest
-from anon_ros_msgs.msg import AudioStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from anon_ros.conversions import audio_to_array
 from anon_ros.testing.ros_graph import python_process, wait_until
+from anon_ros_msgs.msg import AudioStamped
 
 
 def test_dds_stays_on_loopback() -> None:

@@ -61,8 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('config', help='config/<name>.yaml, config/<name>.graph.yaml, or a shipped name (demo, ...)')
     parser.add_argument('-p', '--param', dest='params', action='append', type=parse_override, default=[],
-                        metavar='NODE.PARAM=VALUE', help='override a parameter of one node (repeatable); as in ROS parameter files, a '
-                             'double needs a decimal point (synthetic_source.duration=20.0)')
+                        metavar='NODE.PARAM=VALUE',
+                        help='override a parameter of one node (repeatable); as in ROS parameter files, a double '
+                             'needs a decimal point (synthetic_source.duration=20.0)')
     parser.add_argument('--threads', type=int, default=None, help='executor threads (default: CPU count)')
 
 

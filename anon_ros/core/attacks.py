@@ -62,7 +62,9 @@ class FaceReidentifier:
         shape = self._shape(img, rect)
         return np.asarray(self._net.compute_face_descriptor(img, shape), np.float64)
 
-    def compare(self, original: np.ndarray, anonymized: np.ndarray, face_box: np.ndarray | tuple[float, float, float, float]) -> FaceMatch:
+    def compare(
+        self, original: np.ndarray, anonymized: np.ndarray, face_box: np.ndarray | tuple[float, float, float, float]
+    ) -> FaceMatch:
         """Distance between the face in ``original`` and the same box in ``anonymized``."""
         d = float(np.linalg.norm(self.embed(original, face_box) - self.embed(anonymized, face_box)))
         return FaceMatch(d, d < MATCH_THRESHOLD)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from anon_ros.core.errors import AnonRosError, DeviceError, InputError
+from anon_ros.core.errors import DeviceError, InputError
 
 _ENV_LOCK = threading.Lock()
 _PORTAUDIO_HINT = 'install PortAudio (Debian: apt-get install libportaudio2) and the sounddevice package'

@@ -85,10 +85,13 @@ def obfuscate_region(crop: np.ndarray, cfg: EnsembleConfig, rng: np.random.Gener
     if cfg.noise_sd > 0:
         work += rng.standard_normal(work.shape, dtype=np.float32) * np.float32(cfg.noise_sd)
     if cfg.warp > 0:
-        src = np.float32([[0, 0], [ww, 0], [ww, wh], [0, wh]])
-        dst = src + rng.uniform(-cfg.warp, cfg.warp, (4, 2)).astype(np.float32) * np.float32([ww, wh])
+        src = np.array([[0, 0], [ww, 0], [ww, wh], [0, wh]], np.float32)
+        dst = src + rng.uniform(-cfg.warp, cfg.warp, (4, 2)).astype(np.float32) * np.array([ww, wh], np.float32)
         m = cv2.getPerspectiveTransform(src, dst)
-        work = cv2.warpPerspective(work, m, (ww, wh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        work = np.asarray(
+            cv2.warpPerspective(work, m, (ww, wh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101),
+            np.float32,
+        )
     coarse = _resample(work, cfg.smooth * ww, cfg.cells)
     if cfg.edge_cells > cfg.cells:
         # The box's rim (margin for detection error, neck, background) keeps a finer grid, so the head's outline

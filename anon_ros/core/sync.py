@@ -117,7 +117,7 @@ class SimpleFilter:
         for cb, args in targets:
             try:
                 cb(*(msgs + args))
-            except Exception:  # a user callback must not break the filter chain
+            except Exception:  # noqa: BLE001 - a user callback must not break the filter chain
                 self.callback_errors += 1
                 _LOG.exception('%s: callback %r raised; continuing', type(self).__name__, cb)
 

@@ -18,7 +18,6 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
-from anon_ros_msgs.msg import AudioStamped
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
@@ -32,6 +31,7 @@ from anon_ros.core.sync import header_stamp_ns
 from anon_ros.nodes.common import AUDIO_IN_QOS, AUDIO_OUT_QOS, IMAGE_OUT_QOS, SENSOR_QOS, declare, run
 from anon_ros.nodes.provenance import AnonymizedOutputs, ProvenanceChecker
 from anon_ros.ros_sync import make_subscriber, make_synchronizer
+from anon_ros_msgs.msg import AudioStamped
 
 
 def _stamp_msg(ns: int):  # noqa: ANN202 - builtin_interfaces/Time

@@ -156,7 +156,8 @@ class FaceAnonymizerNode(Node):
         d['person_conf'] = declare(self, 'person_conf', core.person_conf, 'person confidence threshold', min_value=0.01,
                                    max_value=0.99)
         d['face_conf'] = declare(self, 'face_conf', core.face_conf, 'face confidence threshold', min_value=0.01, max_value=0.99)
-        d['detect_every'] = declare(self, 'detect_every', core.detect_every, 'run the detectors every N frames; heads are tracked '
+        d['detect_every'] = declare(self, 'detect_every', core.detect_every,
+                                    'run the detectors every N frames; heads are tracked '
                                     'in between', min_value=1, max_value=10)
         d['threads'] = declare(self, 'threads', core.threads, 'onnxruntime threads', min_value=1, max_value=64)
         d['async_detection'] = declare(self, 'async_detection', core.async_detection,
@@ -171,9 +172,10 @@ class FaceAnonymizerNode(Node):
                                 max_value=255.0)
         d['warp'] = declare(self, 'warp', core.ensemble.warp, 'ensemble: random perspective warp, fraction of the head',
                             min_value=0.0, max_value=0.3)
-        d['smooth'] = declare(self, 'smooth', core.ensemble.smooth, 'ensemble: smoothing sigma, fraction of the head', min_value=0.0,
-                              max_value=1.0)
-        d['cells'] = declare(self, 'cells', core.ensemble.cells, 'ensemble: cells across a head after resampling (lower = stronger)',
+        d['smooth'] = declare(self, 'smooth', core.ensemble.smooth, 'ensemble: smoothing sigma, fraction of the head',
+                              min_value=0.0, max_value=1.0)
+        d['cells'] = declare(self, 'cells', core.ensemble.cells,
+                             'ensemble: cells across a head after resampling (lower = stronger)',
                              min_value=2, max_value=16)
         d['on_error'] = declare(self, 'on_error', 'obscure', 'a frame that fails: publish it obscured, or drop it',
                                 choices=('obscure', 'drop'))

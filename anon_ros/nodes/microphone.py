@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from anon_ros_msgs.msg import AudioStamped
 from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -20,6 +19,7 @@ from anon_ros.core.audio_time import sample_time_ns
 from anon_ros.core.devices import find_device, import_sounddevice, pulse_env
 from anon_ros.core.errors import DeviceError
 from anon_ros.nodes.common import SENSOR_QOS, declare, run
+from anon_ros_msgs.msg import AudioStamped
 
 
 def _stamp(ns: int) -> Time:

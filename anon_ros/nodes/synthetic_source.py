@@ -11,7 +11,8 @@ functions the bridge uses, so everything downstream runs exactly as with CARLA.
 
 Time: frame ``i`` is stamped ``t0 + i / rate`` and audio sample ``n`` ``t0 + n / sample_rate`` (integer
 nanoseconds, from one origin), never the wall clock at publish time; the wall clock only paces the stream. ``t0``
-is the node clock when the stream starts (the first timer callback), or 0 with ``publish_clock`` (a simulated clock starting at zero, like CARLA's).
+is the node clock when the stream starts (the first timer callback), or 0 with ``publish_clock`` (a simulated
+clock starting at zero, like CARLA's).
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from anon_ros_msgs.msg import AudioStamped
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
@@ -41,6 +40,7 @@ from anon_ros.core.voice import (
 )
 from anon_ros.nodes.common import AUDIO_IN_QOS, AUDIO_OUT_QOS, declare, run
 from anon_ros.nodes.provenance import AnonymizedOutputs
+from anon_ros_msgs.msg import AudioStamped
 
 SAMPLE_DTYPES = {'F32LE': np.dtype('<f4'), 'S16LE': np.dtype('<i2')}
 

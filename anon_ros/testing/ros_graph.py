@@ -6,6 +6,7 @@ background thread so the test body can block on ``collect``/``wait_until``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -49,10 +50,9 @@ class RosGraph:
         self._thread.start()
 
     def _spin(self) -> None:
-        try:
+        # The context may be shut down under the executor: the test then sees missing messages, not this thread.
+        with contextlib.suppress(Exception):
             self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context was shut down under us; the test sees missing messages
-            pass
 
     def add(self, node: Node) -> Node:
         self.executor.add_node(node)

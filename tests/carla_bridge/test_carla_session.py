@@ -106,7 +106,7 @@ class Actor:
 
 
 @dataclass
-class Image_:
+class FakeImage:
     frame: int
     timestamp: float
     raw_data: bytes
@@ -169,8 +169,8 @@ class FakeWorld:
                 tags = np.zeros((h, w), np.uint8)
                 tags[: h // 2] = 12
                 raw = encode_tags(tags)
-            a.callback(Image_(self.frame - 1, t, b'stale'))  # a late image of the previous step is skipped
-            a.callback(Image_(self.frame, t, raw.tobytes()))
+            a.callback(FakeImage(self.frame - 1, t, b'stale'))  # a late image of the previous step is skipped
+            a.callback(FakeImage(self.frame, t, raw.tobytes()))
         return self.frame
 
     @property
@@ -320,7 +320,8 @@ def test_a_camera_that_delivers_nothing_is_an_error() -> None:
 
 def test_no_free_spawn_point_is_an_error() -> None:
     carla = FakeCarla()
-    carla.world.get_map = lambda: type('Map', (), {'get_spawn_points': lambda _self: ['occupied']})()
+    spawnless_map = type('Map', (), {'get_spawn_points': lambda _self: ['occupied']})
+    carla.world.get_map = spawnless_map
     with pytest.raises(CarlaSessionError, match='could not be spawned at any of 1 spawn points'):
         _session(carla).start()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import glob
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest

@@ -41,7 +41,7 @@ def _name(path: Path) -> str:
 
 
 def test_the_required_launch_files_exist() -> None:
-    assert REQUIRED <= {_name(p) for p in LAUNCH_FILES}
+    assert {_name(p) for p in LAUNCH_FILES} >= REQUIRED
 
 
 @pytest.mark.parametrize('path', LAUNCH_FILES, ids=_name)

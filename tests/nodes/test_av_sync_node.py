@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from anon_ros_msgs.msg import AudioStamped
 from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -24,6 +23,7 @@ from anon_ros.nodes.provenance import AnonymizedOutputs
 from anon_ros.testing import pulseaudio as pa
 from anon_ros.testing.ros_graph import wait_until
 from anon_ros.testing.virtualcam import BACKEND_NAME, capturing_backend
+from anon_ros_msgs.msg import AudioStamped
 from tests.core.speech_data import speech
 
 RATE = 16000
@@ -92,7 +92,7 @@ def test_anonymized_audio_reaches_the_call_microphone_and_frames_the_camera(ros_
         upstream.stream(voice, frame)
         time.sleep(1.0)
     recording = recorder.signal()
-    lag, score = pa.locate(voice, recording)
+    _, score = pa.locate(voice, recording)
     assert score > 0.8, f'the published speech was not found in the call microphone (correlation {score:.2f})'
     assert len(camera.frames) >= 40
     assert np.all(camera.frames[-1] == 90)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from anon_ros_msgs.msg import AudioStamped
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -17,6 +16,7 @@ from anon_ros.core.errors import DeviceError
 from anon_ros.nodes.microphone import MicrophoneNode
 from anon_ros.testing import pulseaudio as pa
 from anon_ros.testing.ros_graph import wait_until
+from anon_ros_msgs.msg import AudioStamped
 from tests.core.speech_data import speech
 
 RATE = 16000
@@ -47,7 +47,7 @@ def test_captured_speech_is_published_with_sample_count_stamps(ros_graph, pulse)
     time.sleep(0.5)
     node.stream.stop()
     captured = np.concatenate([audio_to_array(c)[:, 0] for c in chunks])
-    lag, score = pa.locate(voice, captured[:, None])
+    _, score = pa.locate(voice, captured[:, None])
     assert score > 0.9, f'played speech not found in the capture (correlation {score:.2f})'
     assert all(c.sample_rate == RATE and c.channels == 1 and c.sample_format == 'F32LE' for c in chunks)
     # Time by sample count: indices are contiguous and stamps advance by exactly 320 samples (20 ms) per chunk.

@@ -20,12 +20,12 @@ from sensor_msgs.msg import Image
 from anon_ros.bags import reindex, resolve_type
 from anon_ros.conversions import fill_audio, fill_image
 from anon_ros.nodes.common import AUDIO_OUT_QOS, IMAGE_OUT_QOS
-from anon_ros_msgs.msg import AudioStamped
-
-ROOT = Path(__file__).resolve().parents[2]
 from anon_ros.nodes.provenance import AnonymizedOutputs
 from anon_ros.nodes.recorder import RecorderNode, TopicState
 from anon_ros.testing.ros_graph import python_process, wait_until
+from anon_ros_msgs.msg import AudioStamped
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from anon_ros_msgs.msg import AudioStamped
 from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -13,6 +12,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from anon_ros.conversions import audio_to_array, fill_audio
 from anon_ros.nodes.voice_anonymizer import VoiceAnonymizerNode
 from anon_ros.testing.ros_graph import wait_until
+from anon_ros_msgs.msg import AudioStamped
 from tests.core.speech_data import speech
 
 RATE = 16000

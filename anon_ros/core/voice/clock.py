@@ -123,10 +123,7 @@ class AudioStreamClock:
             expected = self.expected_stamp_ns()
             assert expected is not None
             dev_ns = stamp_ns - expected
-            if abs(dev_ns) <= cfg.tolerance_s * _NS:
-                dev = 0
-            else:
-                dev = round(dev_ns * sample_rate / _NS)
+            dev = 0 if abs(dev_ns) <= cfg.tolerance_s * _NS else round(dev_ns * sample_rate / _NS)
         tol = int(cfg.tolerance_s * sample_rate) if sample_index is None else 0
         if abs(dev) <= tol:
             start = self._samples
