@@ -141,6 +141,7 @@ class DemoMonitor(Node):
                     'ground_truth_head_pixels': r.coverage.head_pixels,
                     'covered_fraction': r.coverage.fraction,
                     'frames_with_raw_head_pixels': len(r.coverage.frames_with_raw_head_pixels),
+                    'raw_head_pixels_in_those_frames': r.coverage.raw_pixels_per_frame,
                 },
                 'latency_ms': {
                     'image_capture_to_anonymized': percentiles(r.image_latency_ms),

@@ -9,16 +9,24 @@ and ``summary.json`` (fps, latencies, and how many ground-truth head pixels were
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from anon_ros.core.errors import AnonRosError
 
 GRACE_S = 3.0
 """After the source stops, how long in-flight frames and audio get to reach the monitor and the recorder."""
+STARTUP_S = 2.0
+"""Time the source process takes to start before its duration begins."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str) -> None:
@@ -49,11 +57,59 @@ def _overrides(args: argparse.Namespace, bag: Path) -> dict[str, dict[str, Any]]
     return {'synthetic_source': source, 'recorder': {'output': str(bag)}}
 
 
+def _param_arg(name: str, value: Any) -> str:
+    """A ``-p name:=value`` override as rcl parses it (YAML: floats keep their decimal point)."""
+    text = repr(value) if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
+    return f'{name}:={text}'
+
+
+def start_node_processes(graph: Any, overrides: dict[str, dict[str, Any]], logs: Path,
+                         names: set[str] | None = None) -> list[subprocess.Popen]:
+    """Start every node of ``graph`` in its own process, as launch would (``python -m <node module> --ros-args``).
+
+    One process per node keeps the sources' timing independent of the anonymizers' load (one interpreter would
+    share one GIL). Output goes to ``logs/<node>.log``.
+    """
+    from anon_ros.runner import node_class
+    from anon_ros.testing.ros_graph import child_env
+
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for spec in graph.nodes:
+        if names is not None and spec.name not in names:
+            continue
+        module = node_class(spec).__module__
+        args = [sys.executable, '-m', module, *spec.ros_args(graph.parameters)]
+        for name, value in overrides.get(spec.name, {}).items():
+            args += ['-p', _param_arg(name, value)]
+        log = (logs / f'{spec.name}.log').open('w', encoding='utf-8')
+        procs.append(subprocess.Popen(args, env=child_env(), stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
+                                      start_new_session=True))
+    return procs
+
+
+def stop_processes(procs: list[subprocess.Popen], timeout_s: float = 15.0) -> None:
+    """SIGINT (nodes shut down cleanly: the recorder closes its bag), then SIGKILL what is left."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+
     from anon_ros.commands.run import resolve_config
     from anon_ros.demo import DemoMonitor, write_preview, write_summary
     from anon_ros.graph import load_graph
-    from anon_ros.runner import GraphRunner
 
     out: Path = args.out
     bag = out / 'bag'
@@ -64,38 +120,52 @@ def run(args: argparse.Namespace) -> int:
         if bag.exists():
             shutil.rmtree(bag)  # the recorder refuses to overwrite; the demo's own output is ours to replace
         out.mkdir(parents=True, exist_ok=True)
-        runner = GraphRunner(graph, overrides)
-        runner.start()
     except AnonRosError as err:
         print(f'anon-ros demo: {err}', file=sys.stderr)
         return 2
-    monitor = DemoMonitor(context=runner.context)
-    assert runner.executor is not None
-    runner.executor.add_node(monitor)
-    source = next(n for n in runner.nodes if n.get_name() == 'synthetic_source')
-    rate = float(source.get_parameter('rate').value)
-    print(f'anon-ros demo: {args.duration:g} s of synthetic RGB-D + speech through {graph.path.name} -> {out}',
-          file=sys.stderr)
+    rate = float(overrides.get('synthetic_source', {}).get('rate') or _yaml_param(graph, 'synthetic_source', 'rate'))
+    context = Context()
+    rclpy.init(context=context)
+    monitor = DemoMonitor(context=context)
+    executor = MultiThreadedExecutor(context=context)
+    executor.add_node(monitor)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    # The source starts last, once the anonymizers listen, so the stream is anonymized from its first frame.
+    sources = {n.name for n in graph.nodes if n.executable == 'synthetic_source'}
+    procs = start_node_processes(graph, overrides, out / 'logs', {n.name for n in graph.nodes} - sources)
+    topics = monitor.topics
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not all(
+        monitor.count_publishers(monitor.resolve_topic_name(t)) for t in (topics.anonymized_image, topics.anonymized_audio)
+    ):
+        time.sleep(0.2)
+    procs += start_node_processes(graph, overrides, out / 'logs', sources)
+    print(f'anon-ros demo: {args.duration:g} s of synthetic RGB-D + speech through {graph.path.name} -> {out} '
+          f'(node logs in {out / "logs"})', file=sys.stderr)
     start = time.monotonic()
-    last = 0.0
-    stopping_at: float | None = None
     try:
-        while runner.context.ok():
-            runner.executor.spin_once(timeout_sec=0.1)
-            now = time.monotonic()
-            if now - last >= 1.0:
-                last = now
-                print(f'[{now - start:5.1f} s] {monitor.progress()}', file=sys.stderr, flush=True)
-            if stopping_at is None and source.finished.is_set():
-                stopping_at = now + GRACE_S
-            if stopping_at is not None and now >= stopping_at:
+        while True:
+            time.sleep(1.0)
+            elapsed = time.monotonic() - start
+            print(f'[{elapsed:5.1f} s] {monitor.progress()}', file=sys.stderr, flush=True)
+            dead = [p for p in procs if p.poll() is not None]
+            if dead:
+                print(f'anon-ros demo: a node exited early (exit {dead[0].returncode}); see {out / "logs"}',
+                      file=sys.stderr)
+                break
+            if monitor.record.raw_frames and elapsed >= args.duration + STARTUP_S + GRACE_S:
+                break
+            if elapsed > args.duration + STARTUP_S + 60:
+                print('anon-ros demo: no frames arrived; see the node logs', file=sys.stderr)
                 break
     except KeyboardInterrupt:
         print('anon-ros demo: interrupted; writing what was recorded', file=sys.stderr)
+    stop_processes(procs)
     elapsed = min(time.monotonic() - start, args.duration)
-    runner.executor.remove_node(monitor)
-    runner.shutdown()
+    executor.shutdown(timeout_sec=2.0)
     monitor.destroy_node()
+    rclpy.try_shutdown(context=context)
 
     summary = monitor.summary(elapsed)
     summary['outputs'] = {'bag': str(bag) if bag.exists() else None}
@@ -108,6 +178,15 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(summary, out)
     heads = summary['heads']
     return 0 if summary['frames']['anonymized'] and heads['frames_with_raw_head_pixels'] == 0 else 1
+
+
+def _yaml_param(graph: Any, node: str, name: str) -> Any:
+    """A parameter's value in the graph's parameter file (``/**/node:`` block)."""
+    data = yaml.safe_load(Path(graph.parameters).read_text(encoding='utf-8')) or {}
+    for key, block in data.items():
+        if key.rstrip('/').split('/')[-1] == node:
+            return block.get('ros__parameters', {}).get(name)
+    return None
 
 
 def _print_summary(s: dict[str, Any], out: Path) -> None:

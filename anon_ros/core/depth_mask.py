@@ -49,6 +49,11 @@ class DepthMaskConfig:
     front_m None keeps everything nearer than the head in the mask (fail closed); a number limits it.
     max_valid_m: depths at or beyond this are treated as "no depth" (CARLA's far plane is 1000 m).
     min_fill: if fewer than this fraction of the box's pixels end up in the mask, mask the whole box.
+    occluded_min_frac, occluded_max_borders: the head depth is the median of the box's centre, which a nearer person
+    in front of a far head captures. So the band also reaches over every depth cluster behind the anchor's that holds
+    at least occluded_min_frac of the box's valid pixels and touches at most occluded_max_borders of the box's four
+    sides (a head is a blob in the box; the background behind a head surrounds it and touches three or four sides).
+    This fails closed: at worst some background inside the head region is masked.
     """
 
     back_m: float = 0.35
@@ -60,6 +65,8 @@ class DepthMaskConfig:
     dilate_rel: float = 0.04
     shape: RegionShape = RegionShape.ELLIPSE
     ellipse_scale: float = 1.12
+    occluded_min_frac: float = 0.03
+    occluded_max_borders: int = 2
 
     def __post_init__(self) -> None:
         if self.back_m <= 0 or self.back_rel < 0:
@@ -77,7 +84,10 @@ class DepthMaskConfig:
         if not 1.0 <= self.ellipse_scale <= 1.5:
             msg = f'ellipse_scale must be in [1, 1.5] (never smaller than the inscribed ellipse), got {self.ellipse_scale}'
             raise InputError(msg)
-        for name in ('min_fill', 'min_valid_frac', 'dilate_rel'):
+        if not 0 <= self.occluded_max_borders <= 4:
+            msg = f'occluded_max_borders must be in [0, 4], got {self.occluded_max_borders}'
+            raise InputError(msg)
+        for name in ('min_fill', 'min_valid_frac', 'dilate_rel', 'occluded_min_frac'):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 msg = f'{name} must be in [0, 1], got {v}'
@@ -211,12 +221,44 @@ def shape_mask(box: np.ndarray, x1: int, y1: int, x2: int, y2: int, cfg: DepthMa
     raise InputError(msg)
 
 
+def _band(d: float, cfg: DepthMaskConfig) -> float:
+    return max(cfg.back_m, cfg.back_rel * d)
+
+
+def _occluded_far(region_m: np.ndarray, d: float, cfg: DepthMaskConfig) -> float:
+    """Far limit of the band: the anchor's back margin, extended over the depth clusters behind it that may be the
+    head itself, partly hidden behind a nearer person who captured the anchor (see DepthMaskConfig)."""
+    far = d + _band(d, cfg)
+    valid = np.isfinite(region_m)
+    vals = np.sort(region_m[valid])
+    vals = vals[vals > far]
+    if vals.size < max(cfg.occluded_min_frac * np.count_nonzero(valid), 16):
+        return far
+    # Clusters of the depths behind the band: split wherever consecutive depths jump by more than a band.
+    gaps = np.flatnonzero(np.diff(vals) > np.maximum(cfg.back_m, cfg.back_rel * vals[:-1]))
+    starts = np.concatenate([[0], gaps + 1])
+    ends = np.concatenate([gaps + 1, [vals.size]])
+    min_n = max(cfg.occluded_min_frac * np.count_nonzero(valid), 16)
+    h, w = region_m.shape
+    e = max(1, int(round(0.02 * max(h, w))))
+    for s0, e0 in zip(starts, ends, strict=True):
+        if e0 - s0 < min_n:
+            continue
+        lo, hi = vals[s0], vals[e0 - 1]
+        with np.errstate(invalid='ignore'):
+            c = (region_m >= lo) & (region_m <= hi)
+        borders = int(c[:e].any()) + int(c[-e:].any()) + int(c[:, :e].any()) + int(c[:, -e:].any())
+        if borders <= cfg.occluded_max_borders:
+            far = max(far, float(hi) + _band(float(hi), cfg))
+    return far
+
+
 def region_mask(region_m: np.ndarray, cfg: DepthMaskConfig) -> np.ndarray:
     """Mask of one head box (depth in metres, NaN = unusable)."""
     d = head_depth(region_m, cfg.min_valid_frac)
     if d is None:
         return np.ones(region_m.shape, bool)
-    far = d + max(cfg.back_m, cfg.back_rel * d)
+    far = _occluded_far(region_m, d, cfg)
     with np.errstate(invalid='ignore'):
         keep = ~(region_m > far)  # NaN compares False: unusable depth stays in the mask
         if cfg.front_m is not None:

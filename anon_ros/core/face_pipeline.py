@@ -178,11 +178,22 @@ class FaceAnonymizer:
         self.close()
 
     def process(
-        self, rgb: np.ndarray, depth: np.ndarray | None = None, depth_encoding: str | DepthEncoding = DepthEncoding.FLOAT32_M
+        self,
+        rgb: np.ndarray,
+        depth: np.ndarray | None = None,
+        depth_encoding: str | DepthEncoding = DepthEncoding.FLOAT32_M,
+        frames_elapsed: int = 1,
     ) -> FaceResult:
-        """Anonymize one frame. depth: HxW 32FC1 metres or 16UC1 millimetres (any scale of the RGB size), or None."""
+        """Anonymize one frame. depth: HxW 32FC1 metres or 16UC1 millimetres (any scale of the RGB size), or None.
+
+        ``frames_elapsed``: stream frames since the previous call (> 1 when the caller dropped frames it could not
+        process in time). The tracker then predicts, and grows its boxes, over all of them: heads moved further.
+        """
+        if frames_elapsed < 1:
+            msg = f'frames_elapsed must be >= 1, got {frames_elapsed}'
+            raise InputError(msg)
         try:
-            return self._process(rgb, depth, depth_encoding)
+            return self._process(rgb, depth, depth_encoding, frames_elapsed)
         except Exception as err:
             if self.config.on_error is FailMode.RAISE:
                 raise
@@ -202,7 +213,9 @@ class FaceAnonymizer:
                 )
             raise InputError(f'unhandled fail mode {self.config.on_error}') from err
 
-    def _process(self, rgb: np.ndarray, depth: np.ndarray | None, depth_encoding: str | DepthEncoding) -> FaceResult:
+    def _process(
+        self, rgb: np.ndarray, depth: np.ndarray | None, depth_encoding: str | DepthEncoding, frames_elapsed: int = 1
+    ) -> FaceResult:
         cfg = self.config
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
@@ -241,9 +254,10 @@ class FaceAnonymizer:
             found = merge_heads(
                 HeadBoxes.concat([heads_from_people(people, hw, cfg.heads), heads_from_faces(faces, hw, cfg.heads)])
             )
-            heads = self.tracker.update(found, hw)
+            heads = self.tracker.update(found, hw, frames_elapsed)
         else:
-            heads = self.tracker.predict(hw)
+            for _ in range(frames_elapsed):
+                heads = self.tracker.predict(hw)
         t4 = time.perf_counter()
         timings['heads_track'] = (t4 - t3) * 1e3
         if self._worker is not None:
@@ -339,7 +353,8 @@ class FaceAnonymizer:
 
 
 def _is_image(rgb: object) -> bool:
-    return isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.shape[0] > 0 and rgb.shape[1] > 0 and rgb.dtype == np.uint8
+    return (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.shape[0] > 0
+            and rgb.shape[1] > 0 and rgb.dtype == np.uint8)
 
 
 @dataclass
@@ -433,7 +448,7 @@ class _DetectionWorker:
                 if face and self._faces is not None:
                     done.faces = self._faces(rgb)
                     done.face_ms = (time.perf_counter() - t1) * 1e3
-            except Exception as err:  # handed to the caller's thread, which fails the frame closed
+            except Exception as err:  # noqa: BLE001 - handed to the caller's thread, which fails the frame closed
                 error = err
             with self._cv:
                 if gen == self._gen:

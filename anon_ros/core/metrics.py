@@ -46,6 +46,7 @@ class CoverageTally:
     head_pixels: int = 0
     covered_pixels: int = 0
     frames_with_raw_head_pixels: list[int] = field(default_factory=list)
+    raw_pixels_per_frame: list[int] = field(default_factory=list)  # beside frames_with_raw_head_pixels
 
     def add(self, coverage: HeadCoverage, frame_id: int) -> None:
         self.frames += 1
@@ -53,6 +54,7 @@ class CoverageTally:
         self.covered_pixels += coverage.covered_pixels
         if coverage.raw_pixels:
             self.frames_with_raw_head_pixels.append(frame_id)
+            self.raw_pixels_per_frame.append(coverage.raw_pixels)
 
     @property
     def fraction(self) -> float:

@@ -20,9 +20,13 @@ from anon_ros.core.heads import HeadBoxes, HeadSource, box_iou, box_overlap_min,
 class TrackerConfig:
     """max_age: frames a track survives without a matching detection. velocity_alpha: smoothing of velocity
     (1 = last measurement only). grow_per_frame: box growth per unseen frame, fraction of its size. speed_gain:
-    extra growth per frame, in units of the head's own speed plus its last change of velocity. match_iou: minimum IoU (after prediction) or
-    containment to continue a track. new_track_grow: growth per frame (fraction of size) of a track whose
-    velocity is still unknown (seen once): it may be a fast head."""
+    extra growth per frame, in units of the head's own speed plus its last change of velocity. match_iou: minimum
+    IoU (after prediction) or containment to continue a track. new_track_grow: growth per frame (fraction of size) of a track
+    whose velocity is still unknown (seen once): it may be a fast head. match_size_ratio: a detection continues a track
+    only if their measured sizes (geometric mean of the sides) differ by at most this factor, and match_dist,
+    match_dist_per_frame: only if its centre is within (match_dist + match_dist_per_frame x frames since the track
+    was measured) x the larger size of the track's predicted centre; so a neighbour's box (a near person's big head
+    next to a far one's small head) never takes over a track. An unmatched detection starts its own track."""
 
     max_age: int = 15
     velocity_alpha: float = 0.6
@@ -30,6 +34,9 @@ class TrackerConfig:
     speed_gain: float = 1.0
     match_iou: float = 0.2
     new_track_grow: float = 0.35
+    match_size_ratio: float = 1.6
+    match_dist: float = 0.6
+    match_dist_per_frame: float = 0.75
 
     def __post_init__(self) -> None:
         if self.max_age < 0:
@@ -41,6 +48,10 @@ class TrackerConfig:
         if self.grow_per_frame < 0 or self.speed_gain < 0 or self.new_track_grow < 0:
             msg = 'grow_per_frame, speed_gain and new_track_grow must be >= 0'
             msg += f', got {self.grow_per_frame}, {self.speed_gain} and {self.new_track_grow}'
+            raise InputError(msg)
+        if self.match_size_ratio < 1.0 or self.match_dist <= 0 or self.match_dist_per_frame < 0:
+            msg = 'match_size_ratio must be >= 1, match_dist > 0 and match_dist_per_frame >= 0'
+            msg += f', got {self.match_size_ratio}, {self.match_dist} and {self.match_dist_per_frame}'
             raise InputError(msg)
         if not 0.0 < self.match_iou <= 1.0:
             msg = f'match_iou must be in (0, 1], got {self.match_iou}'
@@ -57,6 +68,8 @@ class _Track:
     unseen: int = 0  # frames since the last match
     hits: int = 1
     ident: int = 0
+    at_border: bool = False  # last measured box touched the image border: cut, so its centre and speed are not
+    # the head's (a head re-entering or turning there moves unlike its track)
 
 
 def _cxcywh(b: np.ndarray) -> np.ndarray:
@@ -65,6 +78,11 @@ def _cxcywh(b: np.ndarray) -> np.ndarray:
 
 def _xyxy(c: np.ndarray) -> np.ndarray:
     return np.array([c[0] - c[2] / 2, c[1] - c[3] / 2, c[0] + c[2] / 2, c[1] + c[3] / 2], np.float32)
+
+
+def _at_border(b: np.ndarray, image_hw: tuple[int, int], margin: float = 1.0) -> bool:
+    h, w = image_hw
+    return bool(b[0] <= margin or b[1] <= margin or b[2] >= w - margin or b[3] >= h - margin)
 
 
 @dataclass
@@ -96,6 +114,8 @@ class HeadTracker:
         else:
             # A head that just changed speed (braking, turning) may keep doing so: its surprise widens the box too.
             grow = k * (self.cfg.grow_per_frame * size + self.cfg.speed_gain * (speed + t.surprise))
+            if t.at_border:  # measured on a cut box: its velocity may not be the head's
+                grow = max(grow, k * self.cfg.new_track_grow * size)
         c[2:] += 2 * grow
         return _xyxy(c)
 
@@ -129,6 +149,7 @@ class HeadTracker:
         iou = box_iou(pred, det)
         contain = box_overlap_min(pred, det)
         score = np.maximum(iou, np.where(contain > 0.7, self.cfg.match_iou, 0.0))
+        score = np.where(self._gate(pred, det, age), score, 0.0)
         matched_t: set[int] = set()
         matched_d: set[int] = set()
         if score.size:
@@ -141,17 +162,33 @@ class HeadTracker:
                 matched_t.add(int(ti))
                 matched_d.add(int(di))
                 self._absorb(self._tracks[ti], det[di], float(heads.scores[di]), int(heads.sources[di]), age)
+                self._tracks[ti].at_border = _at_border(det[di], image_hw)
         for di in range(len(det)):
             if di not in matched_d:
                 self._tracks.append(
                     _Track(
                         det[di].copy(), np.zeros(4, np.float32), float(heads.scores[di]), int(heads.sources[di]),
-                        unseen=age, ident=self._next_id,
+                        unseen=age, ident=self._next_id, at_border=_at_border(det[di], image_hw),
                     )
                 )
                 self._next_id += 1
         self._tracks = [t for t in self._tracks if t.unseen <= self.cfg.max_age]
         return self._output(image_hw)
+
+    def _gate(self, pred: np.ndarray, det: np.ndarray, age: int) -> np.ndarray:
+        """tracks x detections: may the detection continue the track (similar size, near the predicted centre)?"""
+        if not len(pred) or not len(det):
+            return np.zeros((len(pred), len(det)), bool)
+        meas = np.array([_cxcywh(t.box) for t in self._tracks], np.float32).reshape(-1, 4)  # measured, not grown
+        dc = np.array([_cxcywh(b) for b in det], np.float32).reshape(-1, 4)
+        ts = np.sqrt(np.maximum(meas[:, 2] * meas[:, 3], 1e-6))
+        ds = np.sqrt(np.maximum(dc[:, 2] * dc[:, 3], 1e-6))
+        ratio = np.maximum(ts[:, None], ds[None]) / np.minimum(ts[:, None], ds[None])
+        pc = np.stack([(pred[:, 0] + pred[:, 2]) / 2, (pred[:, 1] + pred[:, 3]) / 2], 1)
+        dist = np.hypot(pc[:, None, 0] - dc[None, :, 0], pc[:, None, 1] - dc[None, :, 1])
+        k = np.array([max(t.unseen - age, 1) for t in self._tracks], np.float32)
+        reach = (self.cfg.match_dist + self.cfg.match_dist_per_frame * k)[:, None] * np.maximum(ts[:, None], ds[None])
+        return (ratio <= self.cfg.match_size_ratio) & (dist <= reach)
 
     def current(self, image_hw: tuple[int, int]) -> HeadBoxes:
         """The boxes of the current frame, without advancing."""

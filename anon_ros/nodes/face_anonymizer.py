@@ -117,6 +117,7 @@ class FaceAnonymizerNode(Node):
 
         self.stats = Stats()
         self._slot: tuple[Image, Image | None] | None = None
+        self._dropped_since_last = 0  # frames replaced in the slot since the worker last took one
         self._slot_lock = threading.Condition()
         self._pending: dict[int, tuple[Image, float]] = {}  # images waiting for their depth, by stamp
         self._running = True
@@ -211,6 +212,7 @@ class FaceAnonymizerNode(Node):
         with self._slot_lock:
             if self._slot is not None:
                 self.stats.dropped_overload += 1
+                self._dropped_since_last += 1
             self._slot = (image, depth)
             self._slot_lock.notify()
 
@@ -224,17 +226,19 @@ class FaceAnonymizerNode(Node):
                     return
                 image, depth = self._slot  # type: ignore[misc]
                 self._slot = None
+                frames_elapsed = 1 + self._dropped_since_last
+                self._dropped_since_last = 0
             start = time.perf_counter()
-            self._process(image, depth)
+            self._process(image, depth, frames_elapsed)
             self.stats.busy_s += time.perf_counter() - start
 
-    def _process(self, image_msg: Image, depth_msg: Image | None) -> None:
+    def _process(self, image_msg: Image, depth_msg: Image | None, frames_elapsed: int = 1) -> None:
         self.stats.frames += 1
         try:
             pixels = image_to_array(image_msg)
             rgb = np.ascontiguousarray(to_rgb(pixels, image_msg.encoding))
             depth, encoding = self._depth(depth_msg)
-            result = self.anonymizer.process(rgb, depth, encoding)
+            result = self.anonymizer.process(rgb, depth, encoding, frames_elapsed)
             out = from_rgb(result.image, pixels, image_msg.encoding)
             self._publish(image_msg, out, image_msg.encoding, result.mask)
         except Exception as err:  # noqa: BLE001 - any failure: obscure or drop, never raw

@@ -141,3 +141,18 @@ def test_empty_heads_and_degenerate_boxes() -> None:
 def test_config_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(InputError):
         DepthMaskConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_far_head_partly_hidden_behind_a_nearer_person_stays_masked() -> None:
+    """The box's centre lands on a nearer person (the anchor), yet the far head's own visible pixels are masked;
+    the background that surrounds it is not."""
+    d = np.full((120, 160), 10.0, np.float32)
+    yy, xx = np.mgrid[:120, :160]
+    head = ((yy - 60) ** 2 + (xx - 80) ** 2 <= 20**2)
+    d[head] = 3.2
+    d[:, 78:] = 1.2  # a nearer person hides the head's right half and the box's centre
+    head &= d == 3.2
+    mask = head_masks(d, heads((50, 30, 110, 90)), d.shape, BOX_CFG)
+    assert mask[head].all()
+    assert mask[:, 78:110][30:90].all()  # the occluder too (fail closed)
+    assert not mask[30:90, 50:78][d[30:90, 50:78] == 10.0].any()  # the surrounding background stays untouched

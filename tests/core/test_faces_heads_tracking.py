@@ -156,10 +156,38 @@ def test_face_detection_head_covers_the_head_ellipse(fw: float) -> None:
 
     fh = 1.25 * fw
     x1, y1 = 200.0, 200.0
-    faces = FaceDetections(np.asarray([[x1, y1, x1 + fw, y1 + fh]], np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32))
+    faces = FaceDetections(np.asarray([[x1, y1, x1 + fw, y1 + fh]], np.float32), np.ones(1, np.float32),
+                           np.zeros((1, 5, 2), np.float32))
     hw = (800, 800)
     mask = head_masks(None, heads_from_faces(faces, hw, HeadConfig()), hw, DepthMaskConfig())
     yy, xx = np.mgrid[: hw[0], : hw[1]] + 0.5
     cx, cy = x1 + fw / 2, y1 + fh / 2 - 0.15 * fh
     head = ((xx - cx) / (0.72 * fw)) ** 2 + ((yy - cy) / (0.95 * fh)) ** 2 <= 1.0
     assert mask[head].all(), f'{int((head & ~mask).sum())} of {int(head.sum())} head pixels outside'
+
+
+def test_near_head_never_takes_over_a_far_heads_track() -> None:
+    """A near person's big head box that contains a far head's small track starts its own track: the far head keeps
+    its box (a takeover left it raw on the walking-people stream)."""
+    tr = HeadTracker(TrackerConfig())
+    hw = (480, 640)
+    for _ in range(3):
+        tr.update(det(300, 100, 30), hw)  # a far head, 30 px
+    out = tr.update(det(270, 70, 120), hw)  # the far head is missed; a near 120 px head now covers it
+    assert len(tr) == 2
+    assert any(np.allclose(b, [300, 100, 330, 130], atol=3) for b in out.boxes)  # the far track is unchanged
+
+
+def test_head_measured_at_the_image_border_grows_as_if_its_speed_were_unknown() -> None:
+    """A box cut by the image border moves unlike its head (a head turning there): it grows like a new track."""
+    hw = (480, 640)
+
+    def last_left_edge_after_a_frame(x0: float) -> float:
+        tr = HeadTracker(TrackerConfig())
+        for x in (x0, x0 + 5, x0 + 10):  # a slow head: its speed alone grows the box little
+            b = np.asarray([[x, 100, min(x + 50, hw[1]), 150]], np.float32)
+            tr.update(HeadBoxes(b, np.ones(1, np.float32), np.zeros(1, np.int8)), hw)
+        return float(tr.predict(hw).boxes[0][0]) - (x0 + 10)
+
+    inside, border = last_left_edge_after_a_frame(460.0), last_left_edge_after_a_frame(580.0)
+    assert border < inside - 5, (border, inside)  # at the border the box reaches further back: the head may turn there

@@ -133,7 +133,7 @@ def test_every_face_anonymized_identity_destroyed_background_unchanged(real_anon
         res = real_anonymizer.process(sc.rgb, sc.depth_m if use_depth else None)
         assert not res.failed, res.error
         assert np.array_equal(res.image[~res.mask], sc.rgb[~res.mask])
-        for box, fw, src in zip(sc.face_boxes, sc.face_widths, sc.sources):
+        for box, fw, src in zip(sc.face_boxes, sc.face_widths, sc.sources, strict=True):
             x1, y1, x2, y2 = box.astype(int)
             assert res.mask[y1:y2, x1:x2].all(), f'{src} face {fw:.0f} px at {box} not fully masked'
             if fw >= 40:

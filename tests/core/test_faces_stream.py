@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from anon_ros.core.face_pipeline import FaceAnonymizer, FaceAnonymizerConfig
 from anon_ros.core.synthetic_stream import SyntheticStream
 
@@ -42,12 +43,6 @@ def run(config: FaceAnonymizerConfig) -> tuple[dict[int, int], list[float], list
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason='open: measured frames 7, 43, 44 (139 px) with detect_every=1 and frames 1, 4, 5, 10, 11, 37, 43 (2203 px) '
-    'with the default config: far heads partly hidden behind nearer people (depth band anchored on the occluder), '
-    'head boxes of the 41 px head still too small, and tracks taken over by the neighbouring person',
-)
 @pytest.mark.parametrize('detect_every', [1, 3])
 def test_no_raw_pixel_of_a_fully_visible_head(detect_every: int) -> None:
     raw, _, _ = run(FaceAnonymizerConfig(detect_every=detect_every))
