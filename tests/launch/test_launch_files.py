@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
 REQUIRED = {'carla', 'sensors', 'record', 'demo'}
 ALLOWED_IMPORTS = {'pathlib', 'ament_index_python.packages', 'launch', 'launch.actions', 'launch.substitutions',
-                   'launch_ros.actions', 'anon_ros.graph'}
+                   'launch_ros.actions', 'anon_ros.graph', 'anon_ros.launch_graph'}
 
 
 def _setup_nodes() -> dict[str, str]:
