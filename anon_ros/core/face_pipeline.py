@@ -231,7 +231,8 @@ class FaceAnonymizer:
         timings['depth_prep'] = (t1 - t0) * 1e3
 
         if self._worker is not None and self._last_hw is not None:
-            return self._process_async(rgb, depth, enc=enc, hw=hw, t0=t0, timings=timings)
+            return self._process_async(rgb, depth, enc=enc, hw=hw, t0=t0, timings=timings,
+                                       frames_elapsed=frames_elapsed)
 
         # YOLO and CenterFace run on different frames of each detect_every cycle, spreading their cost.
         phase = self._frame % cfg.detect_every
@@ -303,12 +304,17 @@ class FaceAnonymizer:
         hw: tuple[int, int],
         t0: float,
         timings: dict[str, float],
+        frames_elapsed: int = 1,
     ) -> FaceResult:
         """Frame ``self._frame``: fold in finished detections (at their own frame), start the next one on this frame
         when the worker is free, and anonymize with the tracks predicted to this frame."""
         cfg = self.config
         worker = self._worker
         assert worker is not None
+        # Frames the caller dropped still passed: predict over them, and count them in the detections' ages.
+        for _ in range(frames_elapsed - 1):
+            self.tracker.predict(hw)
+        self._frame += frames_elapsed - 1
         now = self._frame
         t1 = time.perf_counter()
         # Never let a running detection fall more than async_max_lag frames behind: wait for it (back-pressure).
