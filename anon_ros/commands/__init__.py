@@ -1,1 +1,26 @@
 """Subcommands of the ``anon-ros`` CLI, one module each (see anon_ros.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+
+def command_line(words: Sequence[str], args: argparse.Namespace) -> str:
+    """The ``anon-ros`` command that ran, for reports: ``words`` (e.g. ``eval faces``) and the arguments after the
+    last of them (from ``args.argv`` when called through :func:`module_main`, else from ``sys.argv``)."""
+    argv = getattr(args, 'argv', None) or sys.argv[1:]
+    last = words[-1]
+    rest = argv[argv.index(last) + 1:] if last in argv else []
+    return ' '.join(['anon-ros', *words, *rest])
+
+
+def module_main(name: str, help_text: str, add_parser: Callable[..., None], argv: Sequence[str] | None) -> int:
+    """``python -m anon_ros.commands.<name> ...``, the same as ``anon-ros <name> ...``."""
+    parser = argparse.ArgumentParser(prog='anon-ros')
+    add_parser(parser.add_subparsers(), name, help_text)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args([name, *argv])
+    args.argv = [name, *argv]
+    return int(args.func(args) or 0)

@@ -10,16 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from anon_ros.commands import command_line, module_main
+
 HELP = 'benchmark speed: per-stage ms, fps, voice RTF, DDS and end-to-end latency, CPU, memory'
-
-
-def _command_line(args: argparse.Namespace) -> str:
-    argv = getattr(args, 'argv', None)
-    if argv is None:
-        argv = sys.argv[1:]
-        argv = argv[argv.index('bench') + 1 :] if 'bench' in argv else argv
-    rest = argv
-    return ' '.join(['anon-ros bench', *rest])
 
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str) -> None:
@@ -76,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     except AnonRosError as err:
         print(f'anon-ros bench: error: {err}', file=sys.stderr)
         return 2
-    result: dict[str, Any] = {'kind': 'bench', 'command': _command_line(args), 'machine': machine_info(), **res}
+    result: dict[str, Any] = {'kind': 'bench', 'command': command_line(['bench'], args), 'machine': machine_info(), **res}
     result['elapsed_s'] = time.perf_counter() - t0
     result['files'] = speed.write_report(result, out)
     write_json(out / 'results.json', result)
@@ -87,12 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m anon_ros.commands.bench ...`` (same as ``anon-ros bench ...``)."""
-    parser = argparse.ArgumentParser(prog='anon-ros')
-    add_parser(parser.add_subparsers(), 'bench', HELP)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(['bench', *argv])
-    args.argv = argv
-    return int(args.func(args) or 0)
+    return module_main('bench', HELP, add_parser, argv)
 
 
 if __name__ == '__main__':

@@ -11,13 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from anon_ros.commands import command_line, module_main
+
 HELP = 'evaluate face or voice anonymization (privacy, utility) against peers; JSON + report + plots'
-
-
-def _command_line(kind: str, args: argparse.Namespace) -> str:
-    argv = getattr(args, 'argv', None) or sys.argv[1:]
-    rest = argv[argv.index(kind) + 1 :] if kind in argv else []
-    return ' '.join(['anon-ros eval', kind, *rest])
 
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str) -> None:
@@ -130,7 +126,7 @@ def run_faces(args: argparse.Namespace) -> int:
         return 2
     result: dict[str, Any] = {
         'kind': 'faces',
-        'command': _command_line('faces', args),
+        'command': command_line(['eval', 'faces'], args),
         'machine': machine_info(),
         'peer': ev.peer,
         'attacker': 'dlib ResNet face embedding (face_recognition_models 0.3.0), true face box given',
@@ -172,7 +168,7 @@ def run_voice(args: argparse.Namespace) -> int:
         return 2
     result: dict[str, Any] = {
         'kind': 'voice',
-        'command': _command_line('voice', args),
+        'command': command_line(['eval', 'voice'], args),
         'machine': machine_info(),
         'dataset': speech.description,
         'notes': speech.notes,
@@ -190,12 +186,7 @@ def run_voice(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m anon_ros.commands.eval faces|voice ...`` (same as ``anon-ros eval ...``)."""
-    parser = argparse.ArgumentParser(prog='anon-ros')
-    add_parser(parser.add_subparsers(), 'eval', HELP)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(['eval', *argv])
-    args.argv = argv
-    return int(args.func(args) or 0)
+    return module_main('eval', HELP, add_parser, argv)
 
 
 if __name__ == '__main__':

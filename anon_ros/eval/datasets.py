@@ -15,7 +15,7 @@ Speech (:func:`builtin_speech`, :func:`user_speech`): see :mod:`anon_ros.core.vo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,21 +183,32 @@ def _read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def image_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Image files named directly or found (sorted, not recursively) in the named folders."""
+def collect_files(
+    paths: Sequence[str | Path], in_folder: Callable[[Path], list[Path]], kind: str, none_found: str
+) -> list[Path]:
+    """Files named directly, plus ``in_folder(folder)`` for each named folder; DatasetError for a path that does
+    not exist (``no such {kind} file or folder``) or when nothing is found (``{none_found} in <paths>``)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            out += in_folder(p)
         elif p.is_file():
             out.append(p)
         else:
-            msg = f'no such image file or folder: {p}'
+            msg = f'no such {kind} file or folder: {p}'
             raise DatasetError(msg)
     if not out:
-        msg = f'no images ({", ".join(sorted(IMAGE_SUFFIXES))}) in {", ".join(map(str, paths))}'
+        msg = f'{none_found} in {", ".join(map(str, paths))}'
         raise DatasetError(msg)
     return out
+
+
+def image_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Image files named directly or found (sorted, not recursively) in the named folders."""
+    return collect_files(
+        paths, lambda d: sorted(q for q in d.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES), 'image',
+        f'no images ({", ".join(sorted(IMAGE_SUFFIXES))})',
+    )
 
 
 def user_images(paths: Sequence[str | Path], limit: int | None = None) -> FaceSet:
@@ -322,18 +333,7 @@ def user_speech(paths: Sequence[str | Path]) -> SpeechSet:
     next to a WAV (same stem) holds its transcript for WER."""
     from anon_ros.core.voice_eval import EVAL_RATE, Utterance, _read_wav, resample
 
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(p.rglob('*.wav'))
-        elif p.is_file():
-            files.append(p)
-        else:
-            msg = f'no such WAV file or folder: {p}'
-            raise DatasetError(msg)
-    if not files:
-        msg = f'no .wav files in {", ".join(map(str, paths))}'
-        raise DatasetError(msg)
+    files = collect_files(paths, lambda d: sorted(d.rglob('*.wav')), 'WAV', 'no .wav files')
     utts = []
     for f in files:
         audio, rate = _read_wav(f)
