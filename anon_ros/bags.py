@@ -444,6 +444,72 @@ class BagWriter:
 # ------------------------------------------------------------------------------------------------------ repair
 
 
+class WriteBehind:
+    """Writes to a :class:`BagWriter` from a thread of its own, so disk writes overlap the caller's work.
+
+    ``write`` queues a message and returns; it blocks while ``max_bytes`` of messages wait. An error in the writer
+    thread is raised by the next ``write`` or by ``close``, which writes everything queued before it returns.
+    MCAP only: an sqlite3 connection belongs to the thread that opened it.
+    """
+
+    def __init__(self, writer: BagWriter, max_bytes: int = 256 * 1024 * 1024) -> None:
+        if writer.storage_format is not StorageFormat.MCAP:
+            raise BagError(f'WriteBehind writes MCAP bags only, not {writer.storage_format.value}')
+        self.writer = writer
+        self.max_bytes = max_bytes
+        self._queue: list[tuple[int, int, bytes | memoryview]] = []
+        self._queued_bytes = 0
+        self._cv = threading.Condition()
+        self._closing = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name='bag_writer', daemon=True)
+        self._thread.start()
+
+    def write(self, topic_id: int, timestamp: int, data: bytes | memoryview) -> None:
+        with self._cv:
+            while self._queued_bytes >= self.max_bytes and self._error is None:
+                self._cv.wait()
+            self._raise()
+            self._queue.append((topic_id, timestamp, data))
+            self._queued_bytes += len(data)
+            self._cv.notify_all()
+
+    def close(self) -> None:
+        """Write what is queued and stop the thread (the BagWriter stays open)."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        self._thread.join()
+        with self._cv:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:  # sticky: nothing more is written after a failure
+            raise BagError(f'writing {self.writer.path} failed: {self._error}') from self._error
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closing:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            for i, (topic_id, timestamp, data) in enumerate(batch):
+                try:
+                    self.writer.write(topic_id, timestamp, data)
+                except Exception as err:  # noqa: BLE001 - handed to the caller's thread
+                    with self._cv:
+                        self._error = err
+                        self._queued_bytes = 0
+                        self._queue.clear()
+                        self._cv.notify_all()
+                    return
+                with self._cv:
+                    self._queued_bytes -= len(batch[i][2])
+                    self._cv.notify_all()
+
+
 def _u16(b: bytes, o: int) -> int:
     return struct.unpack_from('<H', b, o)[0]
 

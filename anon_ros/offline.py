@@ -29,7 +29,7 @@ from typing import Any, Protocol, TextIO
 import cv2
 import numpy as np
 
-from anon_ros.bags import BagError, BagWriter, StorageFormat, TopicType, resolve_type
+from anon_ros.bags import BagError, BagWriter, StorageFormat, TopicType, WriteBehind, resolve_type
 from anon_ros.conversions import audio_to_array, fill_audio, fill_image, image_to_array
 from anon_ros.core.errors import AnonRosError, InputError
 
@@ -66,6 +66,46 @@ class FrameAnonymizer(Protocol):
     def __call__(self, rgb: np.ndarray, depth: np.ndarray | None, depth_encoding: str) -> np.ndarray: ...
 
 
+class FrameStream(Protocol):
+    """One camera stream's face anonymizer that may hold frames back (look-ahead): frames pushed in order with a tag,
+    ``(tag, anonymized RGB)`` returned in the same order, ``None`` in place of a frame that failed (``rgb=None``
+    pushes a frame that could not be read). :meth:`flush` returns every frame still held."""
+
+    def push(self, tag: Any, rgb: np.ndarray | None, depth: np.ndarray | None,
+             depth_encoding: str) -> list[tuple[Any, np.ndarray | None]]: ...
+
+    def flush(self) -> list[tuple[Any, np.ndarray | None]]: ...
+
+
+class ImmediateFrames:
+    """A :class:`FrameStream` over a :class:`FrameAnonymizer` that returns every frame at once."""
+
+    def __init__(self, anonymizer: FrameAnonymizer) -> None:
+        self.anonymizer = anonymizer
+
+    def push(self, tag: Any, rgb: np.ndarray | None, depth: np.ndarray | None,
+             depth_encoding: str) -> list[tuple[Any, np.ndarray | None]]:
+        if rgb is None:
+            return [(tag, None)]
+        try:
+            out = self.anonymizer(rgb, depth, depth_encoding)
+        except Exception:  # noqa: BLE001 - fail closed: the caller masks or drops the frame
+            return [(tag, None)]
+        if not isinstance(out, np.ndarray) or out.shape != rgb.shape or out.dtype != np.uint8:
+            return [(tag, None)]  # never trust a malformed result to have hidden anything
+        return [(tag, out)]
+
+    def flush(self) -> list[tuple[Any, np.ndarray | None]]:
+        return []
+
+
+def frame_stream(anonymizer: FrameAnonymizer | FrameStream) -> FrameStream:
+    """``anonymizer`` as a :class:`FrameStream` (plain per-frame callables are wrapped in :class:`ImmediateFrames`)."""
+    if hasattr(anonymizer, 'push') and hasattr(anonymizer, 'flush'):
+        return anonymizer  # type: ignore[return-value]
+    return ImmediateFrames(anonymizer)  # type: ignore[arg-type]
+
+
 class VoiceStream(Protocol):
     """The subset of :class:`anon_ros.core.voice.base.StreamingVoiceAnonymizer` used here."""
 
@@ -79,7 +119,7 @@ class VoiceStream(Protocol):
     def reset(self) -> None: ...
 
 
-FaceFactory = Callable[[str], FrameAnonymizer]  # topic -> a fresh per-stream anonymizer
+FaceFactory = Callable[[str], 'FrameAnonymizer | FrameStream']  # topic -> a fresh per-stream anonymizer
 VoiceFactory = Callable[[int], VoiceStream]  # sample rate -> a fresh mono stream anonymizer
 
 
@@ -227,14 +267,24 @@ def _stamp_ns(msg: Any) -> int:
     return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
-class _ImageTopic:
-    """Anonymizes one image topic's frames (raw or compressed), with the depth of a paired topic if configured."""
+@dataclass
+class _Decoded:
+    pending: _Pending
+    original: np.ndarray | None = None  # the decoded raw image (its alpha channel is kept)
+    codec: str = ''  # compressed images: 'jpeg' or 'png'
 
-    def __init__(self, name: str, msgtype: str, anonymizer: FrameAnonymizer, config: BagAnonymizeConfig,
+
+class _ImageTopic:
+    """Anonymizes one image topic's frames (raw or compressed), with the depth of a paired topic if configured.
+
+    Frames go into the topic's :class:`FrameStream` in order and come back in order, possibly later (look-ahead).
+    """
+
+    def __init__(self, name: str, msgtype: str, frames: FrameStream, config: BagAnonymizeConfig,
                  report: TopicReport) -> None:
         self.name = name
         self.compressed = msgtype == COMPRESSED
-        self.anonymizer = anonymizer
+        self.frames = frames
         self.config = config
         self.report = report
         self.depth: list[_Depth] = []  # recent depth frames of the paired topic, oldest first
@@ -251,15 +301,66 @@ class _ImageTopic:
         best = min(self.depth, key=lambda d: abs(d.stamp_ns - stamp_ns), default=None)
         return best if best is not None and abs(best.stamp_ns - stamp_ns) <= slop else None
 
-    def anonymize(self, msg: Any) -> Any | None:
-        """Return ``msg`` with anonymized pixels, fully masked on failure, or None (drop)."""
-        depth = self.nearest_depth(_stamp_ns(msg))
+    def submit(self, p: _Pending) -> list[tuple[_Pending, Any]]:
+        """Decode ``p`` into the frame stream; return the (pending, message) pairs done (fully masked on failure;
+        failed frames are left out with FailureAction.DROP)."""
+        depth = self.nearest_depth(_stamp_ns(p.msg))
+        item = _Decoded(p)
+        rgb: np.ndarray | None = None
         try:
-            if self.compressed:
-                return self._compressed(msg, depth)
-            return self._raw(msg, depth)
+            rgb = self._decode(item)
         except OfflineError:
             raise
+        except Exception:  # noqa: BLE001 - an unreadable frame keeps its place and comes out failed
+            rgb = None
+        done = self.frames.push(item, rgb, depth.array if depth else None, depth.encoding if depth else '32FC1')
+        return self._encode_all(done)
+
+    def finish(self) -> list[tuple[_Pending, Any]]:
+        return self._encode_all(self.frames.flush())
+
+    def _encode_all(self, done: list[tuple[Any, np.ndarray | None]]) -> list[tuple[_Pending, Any]]:
+        out = []
+        for item, rgb in done:
+            msg = self._encode(item, rgb)
+            if msg is not None:
+                out.append((item.pending, msg))
+        return out
+
+    def _decode(self, item: _Decoded) -> np.ndarray | None:
+        msg = item.pending.msg
+        if self.compressed:
+            item.codec = _compressed_codec(msg.format)
+            if item.codec == 'depth':
+                return None
+            bgr = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise InputError(f'{self.name}: {item.codec} data does not decode')
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if msg.encoding not in ANONYMIZABLE_ENCODINGS:
+            raise OfflineError(
+                f'{self.name}: cannot anonymize image encoding {msg.encoding!r}; supported: '
+                f'{", ".join(ANONYMIZABLE_ENCODINGS)} (depth {", ".join(sorted(DEPTH_ENCODINGS))} is copied). '
+                f'Exclude the topic to go on without it.'
+            )
+        item.original = image_to_array(msg)
+        return np.ascontiguousarray(_to_rgb(item.original, msg.encoding))
+
+    def _encode(self, item: _Decoded, rgb: np.ndarray | None) -> Any | None:
+        """The message with anonymized pixels, fully masked on failure, or None (dropped)."""
+        msg = item.pending.msg
+        if item.codec == 'depth':
+            return msg  # compressedDepth is depth: copied like raw depth
+        try:
+            if rgb is None:
+                raise InputError('the frame failed')
+            if self.compressed:
+                bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+                msg.data = _encode(bgr, item.codec, self.config.jpeg_quality)
+            else:
+                assert item.original is not None
+                fill_image(msg, np.ascontiguousarray(_from_rgb(rgb, msg.encoding, item.original)), msg.encoding)
+            return msg
         except Exception:  # noqa: BLE001 - fail closed: whatever went wrong, the raw frame is never written
             self.report.failed += 1
             if self.config.on_failure is FailureAction.DROP:
@@ -267,37 +368,6 @@ class _ImageTopic:
             if self.config.on_failure is FailureAction.MASK:
                 return self._masked(msg)
             raise OfflineError(f'unhandled failure action {self.config.on_failure}') from None
-
-    def _run(self, rgb: np.ndarray, depth: _Depth | None) -> np.ndarray:
-        out = self.anonymizer(np.ascontiguousarray(rgb), depth.array if depth else None,
-                              depth.encoding if depth else '32FC1')
-        if not isinstance(out, np.ndarray) or out.shape != rgb.shape or out.dtype != np.uint8:
-            raise InputError(f'anonymizer returned {getattr(out, "shape", type(out))}, expected {rgb.shape} uint8')
-        return out
-
-    def _raw(self, msg: Any, depth: _Depth | None) -> Any:
-        encoding = msg.encoding
-        if encoding not in ANONYMIZABLE_ENCODINGS:
-            raise OfflineError(
-                f'{self.name}: cannot anonymize image encoding {encoding!r}; supported: '
-                f'{", ".join(ANONYMIZABLE_ENCODINGS)} (depth {", ".join(sorted(DEPTH_ENCODINGS))} is copied). '
-                f'Exclude the topic to go on without it.'
-            )
-        array = image_to_array(msg)
-        out = _from_rgb(self._run(_to_rgb(array, encoding), depth), encoding, array)
-        fill_image(msg, np.ascontiguousarray(out), encoding)
-        return msg
-
-    def _compressed(self, msg: Any, depth: _Depth | None) -> Any:
-        codec = _compressed_codec(msg.format)
-        if codec == 'depth':
-            return msg  # compressedDepth is depth: copied like raw depth
-        bgr = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise InputError(f'{self.name}: {codec} data does not decode')
-        out = cv2.cvtColor(self._run(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth), cv2.COLOR_RGB2BGR)
-        msg.data = _encode(out, codec, self.config.jpeg_quality)
-        return msg
 
     def _masked(self, msg: Any) -> Any:
         if self.compressed:
@@ -493,26 +563,29 @@ def anonymize_bag(
                 action = 'copy'
             report.topics[c.topic] = TopicReport(c.msgtype, action)
             if action == 'faces':
-                images[c.topic] = _ImageTopic(c.topic, c.msgtype, face_factory(c.topic), config, report.topics[c.topic])
+                images[c.topic] = _ImageTopic(c.topic, c.msgtype, frame_stream(face_factory(c.topic)), config,
+                                                report.topics[c.topic])
             elif action == 'voice':
                 audio[c.topic] = _AudioTopic(c.topic, voice_factory, report.topics[c.topic])
         bar = progress if isinstance(progress, Progress) else (Progress(reader.message_count) if progress else None)
         classes: dict[str, type] = {}
         start, end = None, None
 
+        # MCAP disk writes overlap reading and anonymizing (an sqlite3 bag is written from this thread).
+        behind = WriteBehind(writer) if storage is StorageFormat.MCAP else None
+        sink: WriteBehind | BagWriter = behind or writer
+
         def write(conn: Any, timestamp: int, msg: Any) -> None:
-            writer.write(ids[conn.id], timestamp, serialize_message(msg))
+            sink.write(ids[conn.id], timestamp, serialize_message(msg))
             report.topics[conn.topic].messages_out += 1
 
         def copy(conn: Any, timestamp: int, raw: Any) -> None:
-            writer.write(ids[conn.id], timestamp, raw)
+            sink.write(ids[conn.id], timestamp, raw)
             report.topics[conn.topic].messages_out += 1
 
         def process_image(p: _Pending) -> None:
-            topic = images[p.conn.topic]
-            out = topic.anonymize(p.msg)
-            if out is not None:
-                write(p.conn, p.timestamp, out)
+            for done, out in images[p.conn.topic].submit(p):
+                write(done.conn, done.timestamp, out)
 
         def release(now: int | None) -> None:
             for topic in images.values():
@@ -562,11 +635,18 @@ def anonymize_bag(
                 if bar:
                     bar.update()
             release(None)
+            for image_topic in images.values():
+                for done, out in image_topic.finish():
+                    write(done.conn, done.timestamp, out)
             for topic in audio.values():
                 for c2, ts2, m2 in topic.finish():
                     write(c2, ts2, m2)
         finally:
-            writer.close()
+            try:
+                if behind is not None:
+                    behind.close()
+            finally:
+                writer.close()
             if bar:
                 bar.close()
         report.bag_duration_s = ((end or 0) - (start or 0)) / 1e9
@@ -591,26 +671,35 @@ def _storage_of(src: Path) -> StorageFormat:
 # ---------------------------------------------------------------------------------------- the real anonymizers
 
 
-def default_face_factory(threads: int = 2, detect_every: int = 1) -> FaceFactory:
-    """Per-topic :class:`anon_ros.core.face_pipeline.FaceAnonymizer` (models loaded once per topic), raising on error."""
-    from anon_ros.core.face_pipeline import (
-        FaceAnonymizer,
-        FaceAnonymizerConfig,
-        FailMode,
-    )
-    from anon_ros.core.tracking import TrackerConfig
+class LookaheadFrames:
+    """A :class:`FrameStream` over :class:`anon_ros.core.lookahead.LookaheadFaceAnonymizer`: every frame sees the
+    detections before and after it, detection runs beside decoding and writing. :meth:`flush` ends the stream."""
 
-    def make(topic: str) -> FrameAnonymizer:
+    def __init__(self, anonymizer: Any) -> None:
+        self.anonymizer = anonymizer
+
+    def push(self, tag: Any, rgb: np.ndarray | None, depth: np.ndarray | None,
+             depth_encoding: str) -> list[tuple[Any, np.ndarray | None]]:
+        return [(t, None if r.failed else r.image) for t, r in self.anonymizer.push(tag, rgb, depth, depth_encoding)]
+
+    def flush(self) -> list[tuple[Any, np.ndarray | None]]:
+        done = [(t, None if r.failed else r.image) for t, r in self.anonymizer.flush()]
+        self.anonymizer.close()
+        return done
+
+
+def default_face_factory(threads: int = 1, detect_every: int = 3) -> FaceFactory:
+    """Per-topic look-ahead face anonymizer (:class:`LookaheadFrames`; models loaded once per topic).
+
+    ``threads``: onnxruntime threads of the detectors, which run in their own thread beside the decoding, masking
+    and writing in the caller's thread (1 suits 2 cores). ``detect_every``: keyframe spacing.
+    """
+    from anon_ros.core.face_pipeline import FaceAnonymizerConfig
+    from anon_ros.core.lookahead import LookaheadFaceAnonymizer
+
+    def make(topic: str) -> FrameStream:
         _ = topic
-        tracker = TrackerConfig()
-        cfg = FaceAnonymizerConfig(threads=threads, detect_every=detect_every, on_error=FailMode.RAISE,
-                                   tracker=tracker)
-        face = FaceAnonymizer(cfg)
-
-        def run(rgb: np.ndarray, depth: np.ndarray | None, depth_encoding: str) -> np.ndarray:
-            return face.process(rgb, depth, depth_encoding).image
-
-        return run
+        return LookaheadFrames(LookaheadFaceAnonymizer(FaceAnonymizerConfig(threads=threads, detect_every=detect_every)))
 
     return make
 

@@ -19,11 +19,12 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from anon_ros.core.errors import AnonRosError
-from anon_ros.offline import FrameAnonymizer, Progress, VoiceFactory
+from anon_ros.offline import FrameAnonymizer, FrameStream, Progress, VoiceFactory, frame_stream
 
 AUDIO_BLOCK = 4096  # frames of audio per read from the decoder
 MAX_VOICE_RATE = 48000
@@ -105,7 +106,7 @@ def _audio_codec(lossless: bool) -> list[str]:
 def anonymize_video(
     src: Path | str,
     dst: Path | str,
-    face: FrameAnonymizer,
+    face: FrameAnonymizer | FrameStream,
     voice_factory: VoiceFactory,
     *,
     lossless: bool = False,
@@ -140,7 +141,7 @@ def anonymize_video(
     return VideoReport(frames, failed, samples, failed_audio, info, time.monotonic() - t0)
 
 
-def _video(ffmpeg: str, src: Path, out: Path, info: VideoInfo, face: FrameAnonymizer, lossless: bool,
+def _video(ffmpeg: str, src: Path, out: Path, info: VideoInfo, face: FrameAnonymizer | FrameStream, lossless: bool,
            progress: Progress | bool) -> tuple[int, int]:
     w, h = info.width, info.height
     size = w * h * 3
@@ -157,24 +158,27 @@ def _video(ffmpeg: str, src: Path, out: Path, info: VideoInfo, face: FrameAnonym
     bar = progress if isinstance(progress, Progress) else (
         Progress(info.frames or int(info.duration_s * float(info.fps)), label='frames') if progress else None)
     frames = failed = 0
+    stream = frame_stream(face)
     assert dec.stdout is not None and enc.stdin is not None
+
+    def write(done: list[tuple[Any, np.ndarray | None]]) -> None:
+        nonlocal frames, failed
+        for _, out_rgb in done:
+            if out_rgb is None:  # fail closed: a black frame, never the raw one
+                failed += 1
+                out_rgb = np.zeros((h, w, 3), np.uint8)
+            enc.stdin.write(np.ascontiguousarray(out_rgb).tobytes())  # type: ignore[union-attr]
+            frames += 1
+            if bar:
+                bar.update()
+
     try:
         while True:
             buf = dec.stdout.read(size)
             if len(buf) < size:
                 break
-            rgb = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-            try:
-                out_rgb = face(rgb, None, '32FC1')
-                if not isinstance(out_rgb, np.ndarray) or out_rgb.shape != rgb.shape or out_rgb.dtype != np.uint8:
-                    raise VideoError(f'face anonymizer returned {getattr(out_rgb, "shape", type(out_rgb))}')
-            except Exception:  # noqa: BLE001 - fail closed: a black frame, never the raw one
-                failed += 1
-                out_rgb = np.zeros_like(rgb)
-            enc.stdin.write(np.ascontiguousarray(out_rgb).tobytes())
-            frames += 1
-            if bar:
-                bar.update()
+            write(stream.push(None, np.frombuffer(buf, np.uint8).reshape(h, w, 3), None, '32FC1'))
+        write(stream.flush())
     except BrokenPipeError as err:
         raise VideoError(f'the video encoder stopped: {enc.stderr.read().decode() if enc.stderr else err}') from err
     finally:

@@ -133,7 +133,7 @@ def bench_recorder(tmp: Path, seconds: float) -> None:
         print('  recorder:', line.split(': ', 1)[-1][-400:])
 
 
-def bench_offline(tmp: Path, seconds: float, detect_every: int) -> None:
+def bench_offline(tmp: Path, seconds: float, detect_every: int, threads: int) -> None:
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image
 
@@ -147,7 +147,7 @@ def bench_offline(tmp: Path, seconds: float, detect_every: int) -> None:
     )
     from anon_ros_msgs.msg import AudioStamped
 
-    src = tmp / f'offline_in_{detect_every}'
+    src = tmp / f'offline_in_{detect_every}_{threads}'
     n = int(seconds * HZ)
     t0 = 1_700_000_000 * 10**9
     rng = np.random.default_rng(1)
@@ -169,19 +169,28 @@ def bench_offline(tmp: Path, seconds: float, detect_every: int) -> None:
             a.header.stamp.sec, a.header.stamp.nanosec = ts // 10**9, ts % 10**9
             a.sample_index = k * CHUNK
             w.write(audio_id, ts, serialize_message(a))
+    cpu0 = time.process_time()
     report = anonymize_bag(
-        src, tmp / f'offline_out_{detect_every}', default_face_factory(threads=2, detect_every=detect_every),
+        src, tmp / f'offline_out_{detect_every}_{threads}', default_face_factory(threads, detect_every),
         default_voice_factory(seed=0), BagAnonymizeConfig(depth_pairs={'/cam/image': '/cam/depth'}),
     )
-    print(f'anonymize-bag (detect_every={detect_every}): {seconds:.1f} s of 1280x720 RGB-D at {HZ} Hz + audio in '
+    cpu = time.process_time() - cpu0
+    print(f'anonymize-bag (detect_every={detect_every}, {threads} detector threads): {seconds:.1f} s of '
+          f'1280x720 RGB-D at {HZ} Hz + audio in '
           f'{report.wall_s:.1f} s = {report.realtime_factor:.2f}x real time '
-          f'({n / report.wall_s:.1f} frames/s, {report.topics["/cam/image"].failed} failed)')
+          f'({n / report.wall_s:.1f} frames/s, {report.topics["/cam/image"].failed} failed); '
+          f'{cpu / seconds:.2f} CPU s per bag s (real time on 2 idle cores needs < 2 and threads that overlap); '
+          f'load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores')
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seconds', type=float, default=10.0, help='recording length (default 10 s)')
-    parser.add_argument('--offline-seconds', type=float, default=3.0, help='bag length for the offline run')
+    parser.add_argument('--offline-seconds', type=float, default=10.0, help='bag length for the offline run')
+    parser.add_argument('--detect-every', type=int, action='append', default=None,
+                        help='keyframe spacing of the offline runs (repeatable; default 3)')
+    parser.add_argument('--threads', type=int, action='append', default=None,
+                        help='detector threads of the offline runs (repeatable; default 1)')
     parser.add_argument('--skip', action='append', default=[], choices=['writer', 'recorder', 'offline'])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix='bench_bags_') as tmp_name:
@@ -191,8 +200,9 @@ def main() -> int:
         if 'recorder' not in args.skip:
             bench_recorder(tmp, args.seconds)
         if 'offline' not in args.skip:
-            for every in (1, 3):
-                bench_offline(tmp, args.offline_seconds, every)
+            for every in args.detect_every or [3]:
+                for threads in args.threads or [1]:
+                    bench_offline(tmp, args.offline_seconds, every, threads)
     return 0
 
 

@@ -157,3 +157,29 @@ def test_cli_bag_reindex(tmp_path: Path) -> None:
                          text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert '3 messages' in out.stdout
+
+
+def test_write_behind_writes_everything_in_order_and_reports_a_failure(tmp_path: Path) -> None:
+    from anon_ros.bags import WriteBehind
+
+    payloads = [bytes([i]) * (1000 + i) for i in range(50)]
+    with BagWriter(tmp_path / 'bag') as writer:
+        tid = writer.add_topic('/blob', resolve_type('std_msgs/msg/String'))
+        behind = WriteBehind(writer, max_bytes=4000)  # a few messages at a time: write() must wait for the thread
+        for i, data in enumerate(payloads):
+            behind.write(tid, 1_000 + i, data)
+        behind.close()
+    with Reader(tmp_path / 'bag') as reader:
+        got = [(ts, bytes(raw)) for _, ts, raw in reader.messages()]
+    assert got == [(1_000 + i, d) for i, d in enumerate(payloads)]
+
+    broken = BagWriter(tmp_path / 'broken').open()
+    tid = broken.add_topic('/blob', resolve_type('std_msgs/msg/String'))
+    broken.close()  # writes to a closed bag fail in the writer thread
+    behind = WriteBehind(broken)
+    behind.write(tid, 1, b'x')
+    with pytest.raises(BagError, match='not open'):
+        behind.close()
+
+    with BagWriter(tmp_path / 'sqlite', StorageFormat.SQLITE3) as writer, pytest.raises(BagError, match='MCAP'):
+        WriteBehind(writer)

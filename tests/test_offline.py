@@ -120,8 +120,26 @@ class Negate:
         self.buf = np.zeros(7, np.float32)
 
 
+class HoldBack:
+    """A look-ahead frame stream stand-in: inverts frames but returns each one only after ``delay`` more arrived."""
+
+    def __init__(self, run, delay: int = 3) -> None:
+        self.run, self.delay, self.held = run, delay, []
+
+    def push(self, tag, rgb, depth, enc):
+        self.held.append((tag, None if rgb is None else self.run(rgb, depth, enc)))
+        out, self.held = self.held[:-self.delay], self.held[-self.delay:]
+        return out
+
+    def flush(self):
+        out, self.held = self.held, []
+        return out
+
+
+@pytest.mark.parametrize('held_back', [False, True], ids=['immediate', 'held_back'])
 @pytest.mark.parametrize('storage', list(StorageFormat))
-def test_plumbing_preserves_everything_but_faces_and_voices(tmp_path: Path, storage: StorageFormat) -> None:
+def test_plumbing_preserves_everything_but_faces_and_voices(tmp_path: Path, storage: StorageFormat,
+                                                            held_back: bool) -> None:
     src, dst = tmp_path / 'in', tmp_path / 'out'
     written = make_input_bag(src, storage)
     seen_depth: list[bool] = []
@@ -131,7 +149,7 @@ def test_plumbing_preserves_everything_but_faces_and_voices(tmp_path: Path, stor
             if topic == '/cam/image_raw':
                 seen_depth.append(depth is not None and enc == '32FC1')
             return invert(rgb, depth, enc)
-        return run
+        return HoldBack(run) if held_back else run
 
     report = anonymize_bag(src, dst, face, lambda rate: Negate(),
                            BagAnonymizeConfig(depth_pairs={'/cam/image_raw': '/cam/depth'}))

@@ -219,14 +219,9 @@ class FaceAnonymizer:
         cfg = self.config
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        check_rgb(rgb)
-        hw = (rgb.shape[0], rgb.shape[1])
+        hw, depth, enc = prepare_frame(rgb, depth, depth_encoding)
         if self._last_hw is not None and hw != self._last_hw:
             self.reset()  # a new resolution invalidates every tracked box
-        enc = DepthEncoding.parse(depth_encoding)
-        if depth is not None:
-            depth, enc = check_depth(depth, enc)
-            depth = align_depth(depth, hw)
         t1 = time.perf_counter()
         timings['depth_prep'] = (t1 - t0) * 1e3
 
@@ -252,9 +247,7 @@ class FaceAnonymizer:
         t3 = time.perf_counter()
         detect = run_people or run_faces
         if detect:
-            found = merge_heads(
-                HeadBoxes.concat([heads_from_people(people, hw, cfg.heads), heads_from_faces(faces, hw, cfg.heads)])
-            )
+            found = found_heads(people, faces, hw, cfg.heads)
             heads = self.tracker.update(found, hw, frames_elapsed)
         else:
             for _ in range(frames_elapsed):
@@ -330,9 +323,7 @@ class FaceAnonymizer:
             # Both detectors saw the same frame: their heads merge as in a synchronous detection.
             people = done.people if done.people is not None else Detections.empty()
             faces = done.faces if done.faces is not None else FaceDetections.empty()
-            found = merge_heads(
-                HeadBoxes.concat([heads_from_people(people, hw, cfg.heads), heads_from_faces(faces, hw, cfg.heads)])
-            )
+            found = found_heads(people, faces, hw, cfg.heads)
             timings['person_det'] = done.ms
             if done.faces is not None:
                 timings['face_det'] = done.face_ms
@@ -356,6 +347,24 @@ class FaceAnonymizer:
             rgb, depth, enc=enc, hw=hw, heads=heads, people=people, faces=faces, detect=detect, t0=t0, t4=t4,
             timings=timings,
         )
+
+
+def prepare_frame(
+    rgb: np.ndarray, depth: np.ndarray | None, depth_encoding: str | DepthEncoding
+) -> tuple[tuple[int, int], np.ndarray | None, DepthEncoding]:
+    """Check an RGB frame and its depth; return (height, width), the depth aligned to the RGB size, its encoding."""
+    check_rgb(rgb)
+    hw = (rgb.shape[0], rgb.shape[1])
+    enc = DepthEncoding.parse(depth_encoding)
+    if depth is not None:
+        depth, enc = check_depth(depth, enc)
+        depth = align_depth(depth, hw)
+    return hw, depth, enc
+
+
+def found_heads(people: Detections, faces: FaceDetections, hw: tuple[int, int], cfg: HeadConfig) -> HeadBoxes:
+    """The heads of one frame's detections: pose heads and face-detector heads, duplicates merged."""
+    return merge_heads(HeadBoxes.concat([heads_from_people(people, hw, cfg), heads_from_faces(faces, hw, cfg)]))
 
 
 def _is_image(rgb: object) -> bool:

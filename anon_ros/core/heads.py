@@ -249,6 +249,14 @@ def box_overlap_min(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-6)).astype(np.float32)
 
 
+def box_inside_fraction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise fraction of each box of ``a`` that lies inside each box of ``b``."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    inter, area_a, _ = _intersections(a, b)
+    return (inter / np.maximum(area_a[:, None], 1e-6)).astype(np.float32)
+
+
 def same_head(a: np.ndarray, b: np.ndarray, overlap: float = 0.6, centre_tol: float = 0.3) -> np.ndarray:
     """Pairwise: boxes (N,4) and (M,4) that are one head: the smaller is mostly inside the other, and the centres
     are within ``centre_tol`` of the smaller box's width and height of each other."""
