@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import signal
 import threading
 from collections.abc import Mapping
 from types import ModuleType
@@ -95,11 +96,25 @@ def _overrides(values: Mapping[str, Any]) -> list[Parameter]:
     return [Parameter(name, value=value) for name, value in values.items()]
 
 
+class _DrainingExecutor(MultiThreadedExecutor):
+    """rclpy (Kilted) destroys the executor's guard condition before its thread pool has run the callbacks already
+    handed to it; those then fail ('cannot use Destroyable because destruction was requested') and are logged as
+    exceptions never retrieved. Let the pool finish them first."""
+
+    def shutdown(self, timeout_sec: float | None = None, *, wait_for_threads: bool = True) -> bool:
+        pool = getattr(self, '_executor', None)  # the ThreadPoolExecutor (rclpy internals, pinned version)
+        if pool is not None and wait_for_threads:
+            pool.shutdown(wait=True)
+        return super().shutdown(timeout_sec, wait_for_threads=wait_for_threads)
+
+
 class GraphRunner:
     """Build every node of ``graph`` in one context and spin them on one MultiThreadedExecutor.
 
-    ``overrides``: node name -> {parameter: value}, applied over the parameter file. ``signals``: install rclpy's
-    SIGINT/SIGTERM handlers (the CLI does; tests that run a graph in a thread must not).
+    ``overrides``: node name -> {parameter: value}, applied over the parameter file. ``signals``: stop on SIGINT and
+    SIGTERM (the CLI does; tests that run a graph in a thread must not). The handlers only end the spin: nodes are
+    destroyed while the context is still valid (rclpy's own handlers shut it down at once, and callbacks still
+    running then fail to publish), and the context is shut down last.
     """
 
     def __init__(
@@ -128,15 +143,19 @@ class GraphRunner:
         self.nodes: list[Node] = []
         self.executor: MultiThreadedExecutor | None = None
         self._stop = threading.Event()
+        self._previous_handlers: dict[int, Any] = {}
 
     def start(self) -> None:
         """Initialise the context and build the nodes (in graph order); on a failure destroy what was built."""
         kwargs: dict[str, Any] = {'context': self.context}
         if self._domain_id is not None:
             kwargs['domain_id'] = self._domain_id
-        kwargs['signal_handler_options'] = SignalHandlerOptions.ALL if self._signals else SignalHandlerOptions.NO
+        kwargs['signal_handler_options'] = SignalHandlerOptions.NO
         rclpy.init(**kwargs)
-        self.executor = MultiThreadedExecutor(num_threads=self._num_threads, context=self.context)
+        if self._signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous_handlers[sig] = signal.signal(sig, lambda *_: self.stop())
+        self.executor = _DrainingExecutor(num_threads=self._num_threads, context=self.context)
         try:
             for spec, cls in self.classes:
                 node = cls(
@@ -177,6 +196,9 @@ class GraphRunner:
             node.destroy_node()
         self.nodes.clear()
         rclpy.try_shutdown(context=self.context)
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+        self._previous_handlers.clear()
 
     def run(self) -> int:
         """start, spin, shutdown; 0 on a clean stop, 2 when a node cannot start (logged with the reason)."""

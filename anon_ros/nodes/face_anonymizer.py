@@ -242,6 +242,8 @@ class FaceAnonymizerNode(Node):
             out = from_rgb(result.image, pixels, image_msg.encoding)
             self._publish(image_msg, out, image_msg.encoding, result.mask)
         except Exception as err:  # noqa: BLE001 - any failure: obscure or drop, never raw
+            if not self.context.ok():
+                return  # shut down under us (Ctrl-C, SIGTERM): nothing can be published any more
             self.stats.failed += 1
             self.get_logger().error(f'frame {image_msg.header.stamp.sec}.{image_msg.header.stamp.nanosec:09d} '
                                     f'failed ({type(err).__name__}: {err}); {self.on_error}', throttle_duration_sec=2.0)
