@@ -2,7 +2,9 @@
 
 Subscribes ``image`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8) and, unless ``use_depth`` is false,
 ``depth`` (32FC1 metres or 16UC1 millimetres), paired by header stamp. Publishes ``image_anonymized`` with the
-input's header and encoding, and ``mask`` (mono8, 255 = anonymized) when ``publish_mask`` is set.
+input's header and encoding, ``mask`` (mono8, 255 = anonymized) when ``publish_mask`` is set, and ``detections``
+(anon_ros_msgs/HeadDetectionArray: the head boxes masked, detected or tracked, with the image's header) when
+``publish_detections`` is set.
 
 Fails closed: a frame that cannot be parsed or processed is published fully obscured (``on_error: obscure``) or not
 at all (``on_error: drop``), never raw. When processing falls behind, the oldest waiting frame is dropped, so the
@@ -26,10 +28,12 @@ from anon_ros.core.depth_mask import DepthEncoding, DepthMaskConfig
 from anon_ros.core.ensemble import EnsembleConfig, obscure_frame
 from anon_ros.core.errors import InputError
 from anon_ros.core.face_pipeline import FaceAnonymizer, FaceAnonymizerConfig, FailMode
+from anon_ros.core.heads import HeadBoxes
 from anon_ros.core.sync import header_stamp_ns
 from anon_ros.nodes.common import IMAGE_OUT_QOS, SENSOR_QOS, declare, run
 from anon_ros.nodes.provenance import AnonymizedOutputs
 from anon_ros.ros_sync import make_subscriber, make_synchronizer
+from anon_ros_msgs.msg import HeadDetection, HeadDetectionArray
 
 # Frames larger than this are not trusted enough to allocate an obscured replacement for.
 MAX_SIDE = 16384
@@ -114,6 +118,12 @@ class FaceAnonymizerNode(Node):
         outputs.add(self.image_pub)
         if self.mask_pub is not None:
             outputs.add(self.mask_pub)
+        self.detections_pub = (
+            self.create_publisher(HeadDetectionArray, 'detections', IMAGE_OUT_QOS, qos_overriding_options=overrides)
+            if p['publish_detections'] else None
+        )
+        if self.detections_pub is not None:
+            outputs.add(self.detections_pub)  # boxes carry no pixels: safe to record
 
         self.stats = Stats()
         self._slot: tuple[Image, Image | None] | None = None
@@ -181,6 +191,8 @@ class FaceAnonymizerNode(Node):
         d['on_error'] = declare(self, 'on_error', 'obscure', 'a frame that fails: publish it obscured, or drop it',
                                 choices=('obscure', 'drop'))
         d['publish_mask'] = declare(self, 'publish_mask', False, 'also publish the anonymization mask (mono8)')
+        d['publish_detections'] = declare(self, 'publish_detections', False,
+                                          'also publish the masked head boxes (anon_ros_msgs/HeadDetectionArray)')
         d['stats_period'] = declare(self, 'stats_period', 10.0, 'seconds between statistics log lines',
                                     min_value=0.5, max_value=3600.0)
         return d
@@ -241,6 +253,8 @@ class FaceAnonymizerNode(Node):
             result = self.anonymizer.process(rgb, depth, encoding, frames_elapsed)
             out = from_rgb(result.image, pixels, image_msg.encoding)
             self._publish(image_msg, out, image_msg.encoding, result.mask)
+            if self.detections_pub is not None:
+                self.detections_pub.publish(detections_message(image_msg, result.heads, result.detected))
         except Exception as err:  # noqa: BLE001 - any failure: obscure or drop, never raw
             if not self.context.ok():
                 return  # shut down under us (Ctrl-C, SIGTERM): nothing can be published any more
@@ -297,6 +311,17 @@ class FaceAnonymizerNode(Node):
         if hasattr(self, 'anonymizer'):
             self.anonymizer.close()
         super().destroy_node()
+
+
+def detections_message(image: Image, heads: HeadBoxes, detected: bool) -> HeadDetectionArray:
+    """The head boxes masked in ``image``, stamped with its header."""
+    msg = HeadDetectionArray(header=image.header, detected=bool(detected))
+    msg.heads = [
+        HeadDetection(x_min=float(b[0]), y_min=float(b[1]), x_max=float(b[2]), y_max=float(b[3]), score=float(sc),
+                      source=int(src))
+        for b, sc, src in zip(heads.boxes, heads.scores, heads.sources, strict=True)
+    ]
+    return msg
 
 
 def main(args: Sequence[str] | None = None) -> int:

@@ -9,9 +9,11 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from anon_ros.conversions import fill_image, image_to_array
+from anon_ros.core.heads import HeadSource
 from anon_ros.core.scene import compose_scene
 from anon_ros.nodes.face_anonymizer import FaceAnonymizerNode
 from anon_ros.testing.ros_graph import wait_until
+from anon_ros_msgs.msg import HeadDetection, HeadDetectionArray
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -34,6 +36,8 @@ class Harness:
         self.masks: list[Image] = []
         self.io.create_subscription(Image, 'image_anonymized', self.outputs.append, RELIABLE)
         self.io.create_subscription(Image, 'mask', self.masks.append, RELIABLE)
+        self.detections: list[HeadDetectionArray] = []
+        self.io.create_subscription(HeadDetectionArray, 'detections', self.detections.append, RELIABLE)
         assert wait_until(lambda: self.image_pub.get_subscription_count() > 0, 10)
 
     def send(self, rgb: np.ndarray | None, stamp_s: int, encoding: str = 'rgb8', depth: np.ndarray | None = None,
@@ -65,6 +69,32 @@ def test_rgbd_frame_is_anonymized_with_header_kept(ros_graph, scene) -> None:  #
     changed = np.any(result != scene.rgb, axis=2)
     assert changed[scene.head_mask].mean() > 0.9
     assert not changed[~mask].any()
+
+
+def test_detections_carry_the_masked_head_boxes_with_the_image_header(ros_graph, scene) -> None:  # noqa: ANN001
+    h = Harness(ros_graph, publish_mask=True, publish_detections=True, detect_every=1)
+    h.send(scene.rgb, 12, depth=scene.depth_m)
+    h.wait_outputs(1)
+    assert wait_until(lambda: len(h.detections) >= 1 and len(h.masks) >= 1, 10)
+    det = h.detections[0]
+    assert (det.header.stamp.sec, det.header.frame_id, det.detected) == (12, 'camera', True)
+    assert len(det.heads) >= len(scene.head_boxes)
+    assert {d.source for d in det.heads} <= {HeadDetection.SOURCE_KEYPOINTS, HeadDetection.SOURCE_PERSON_BOX,
+                                             HeadDetection.SOURCE_FACE}
+    # The boxes are the mask's: every masked pixel lies in one of them, and every true head in the union.
+    boxes = np.zeros(scene.rgb.shape[:2], bool)
+    for d in det.heads:
+        assert 0 < d.score <= 1 and d.x_min < d.x_max and d.y_min < d.y_max
+        boxes[int(d.y_min):int(np.ceil(d.y_max)), int(d.x_min):int(np.ceil(d.x_max))] = True
+    mask = image_to_array(h.masks[0]) > 0
+    assert not (mask & ~boxes).any()
+    assert boxes[scene.head_mask].all()
+
+
+def test_head_detection_sources_match_the_core() -> None:
+    sources = [HeadDetection.SOURCE_KEYPOINTS, HeadDetection.SOURCE_PERSON_BOX, HeadDetection.SOURCE_FACE,
+               HeadDetection.SOURCE_TRACK]
+    assert sources == [int(s) for s in HeadSource]
 
 
 def test_bgr8_without_depth_keeps_encoding(ros_graph, scene) -> None:  # noqa: ANN001
