@@ -48,6 +48,8 @@ class DepthMaskConfig:
 
     front_m None keeps everything nearer than the head in the mask (fail closed); a number limits it.
     max_valid_m: depths at or beyond this are treated as "no depth" (CARLA's far plane is 1000 m).
+    border_stretch: how much further the head ellipse reaches towards the left or right side of its box where that
+    lies on the image border (the head may go on beyond a box estimated from a person cut there).
     min_fill: if fewer than this fraction of the box's pixels end up in the mask, mask the whole box.
     occluded_min_frac, occluded_max_borders: the head depth is the median of the box's centre, which a nearer person
     in front of a far head captures. So the band also reaches over every depth cluster behind the anchor's that holds
@@ -65,6 +67,7 @@ class DepthMaskConfig:
     dilate_rel: float = 0.04
     shape: RegionShape = RegionShape.ELLIPSE
     ellipse_scale: float = 1.12
+    border_stretch: float = 1.25
     occluded_min_frac: float = 0.03
     occluded_max_borders: int = 2
 
@@ -83,6 +86,9 @@ class DepthMaskConfig:
             raise InputError(msg)
         if not 1.0 <= self.ellipse_scale <= 1.5:
             msg = f'ellipse_scale must be in [1, 1.5] (never smaller than the inscribed ellipse), got {self.ellipse_scale}'
+            raise InputError(msg)
+        if not 1.0 <= self.border_stretch <= 2.0:
+            msg = f'border_stretch must be in [1, 2], got {self.border_stretch}'
             raise InputError(msg)
         if not 0 <= self.occluded_max_borders <= 4:
             msg = f'occluded_max_borders must be in [0, 4], got {self.occluded_max_borders}'
@@ -196,7 +202,7 @@ def head_masks(
         x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
         if x2 <= x1 or y2 <= y1:
             continue
-        shape = shape_mask(box, x1, y1, x2, y2, cfg)
+        shape = shape_mask(box, x1, y1, x2, y2, cfg, cut=(x1 == 0, x2 == w))
         if depth is None:
             mask[y1:y2, x1:x2] |= shape
             continue
@@ -205,8 +211,12 @@ def head_masks(
     return mask
 
 
-def shape_mask(box: np.ndarray, x1: int, y1: int, x2: int, y2: int, cfg: DepthMaskConfig) -> np.ndarray:
-    """The region of a head box (clipped to [x1:x2, y1:y2]) that may be anonymized."""
+def shape_mask(
+    box: np.ndarray, x1: int, y1: int, x2: int, y2: int, cfg: DepthMaskConfig,
+    cut: tuple[bool, bool] = (False, False),
+) -> np.ndarray:
+    """The region of a head box (clipped to [x1:x2, y1:y2]) that may be anonymized. ``cut``: whether its left and
+    right sides lie on the image border, where the head may go on beyond the box."""
     if cfg.shape is RegionShape.BOX:
         return np.ones((y2 - y1, x2 - x1), bool)
     if cfg.shape is RegionShape.ELLIPSE:
@@ -214,7 +224,11 @@ def shape_mask(box: np.ndarray, x1: int, y1: int, x2: int, y2: int, cfg: DepthMa
         cx, cy = (box[0] + box[2]) / 2 - x1, (box[1] + box[3]) / 2 - y1
         ax = max((box[2] - box[0]) / 2 * cfg.ellipse_scale, 0.5)
         ay = max((box[3] - box[1]) / 2 * cfg.ellipse_scale, 0.5)
-        xs = ((np.arange(x2 - x1, dtype=np.float32) + 0.5 - cx) / ax) ** 2
+        # A box clipped at the left or right border was estimated from a person cut there (walking in or out), so
+        # the head may go on past the box's corners: towards that side the ellipse reaches border_stretch further.
+        dx = np.arange(x2 - x1, dtype=np.float32) + 0.5 - cx
+        left, right = (cfg.border_stretch if c else 1.0 for c in cut)
+        xs = (dx / np.where(dx < 0, ax * left, ax * right)) ** 2
         ys = ((np.arange(y2 - y1, dtype=np.float32) + 0.5 - cy) / ay) ** 2
         return (ys[:, None] + xs[None, :]) <= 1.0
     msg = f'unhandled region shape {cfg.shape}'

@@ -191,3 +191,61 @@ def test_head_measured_at_the_image_border_grows_as_if_its_speed_were_unknown() 
 
     inside, border = last_left_edge_after_a_frame(460.0), last_left_edge_after_a_frame(580.0)
     assert border < inside - 5, (border, inside)  # at the border the box reaches further back: the head may turn there
+
+
+def box_at(cx: float, cy: float, w: float, h: float) -> HeadBoxes:
+    return HeadBoxes(np.asarray([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]], np.float32), np.ones(1, np.float32),
+                     np.zeros(1, np.int8))
+
+
+@pytest.mark.parametrize('speed', [0.0, 5.0, 11.0])  # px/frame; 11 is the near walker of the stream (12 % of its head)
+def test_one_head_found_by_two_detectors_keeps_one_bounded_box(speed: float) -> None:
+    """A walking head measured alternately by the pose detector (a wide box) and the face detector (a narrower,
+    taller one off-centre), as in sync mode, with a frame without detection between: one box, never more than 1.6
+    times the pose head's area, that always holds the head. Each estimate kept its own track before, the spare one
+    grew while unmatched, and the walking-people stream had 40 % of its non-head pixels masked."""
+    tr = HeadTracker(TrackerConfig())
+    hw = (480, 1280)
+    pose_area = 142.0 * 184.0
+    x = 200.0
+    for frame in range(60):
+        if frame % 3 == 0:
+            out = tr.update(box_at(x + 2, 219, 142, 184), hw)
+        elif frame % 3 == 1:
+            out = tr.update(box_at(x - 9, 215, 101, 167), hw)
+        else:
+            out = tr.predict(hw)
+        assert len(out) == 1, f'frame {frame}: {len(out)} boxes for one head'
+        b = out.boxes[0]
+        assert contains(b, (x - 46, 155, x + 46, 279)), f'frame {frame}: head at x {x} not held by {b}'
+        area = float((b[2] - b[0]) * (b[3] - b[1]))
+        assert area <= 1.6 * pose_area, f'frame {frame}: box {area / pose_area:.2f} x the pose head'
+        x += speed
+
+
+def test_two_walking_heads_found_by_two_detectors_keep_bounded_boxes() -> None:
+    """Two overlapping heads of the walking-people stream (a near one walking left past a middle one walking right),
+    each found alternately by the pose detector and the face detector (sizes and offsets as measured there). Each
+    detection must continue its own head's track: matched by overlap with grown boxes, the near head's face took
+    over the middle head's track, the near head's track grew unmatched, and 40 % of the non-head pixels were masked.
+    Every head stays held, and the boxes never exceed twice the pose heads' area."""
+    tr = HeadTracker(TrackerConfig())
+    hw = (480, 640)
+    # (true centre x, y, size w, h, speed px/frame), pose head (dx, dy, w, h), face head (dx, dy, w, h)
+    heads = [((530.0, 217.0, 93, 124, -11.0), (2, 2, 142, 184), (2, -2, 101, 167)),
+             ((451.0, 246.0, 70, 92, 4.5), (-3, -2, 92, 119), (-5, -2, 70, 112))]
+    pose_area = sum(p[2] * p[3] for _, p, _ in heads)
+    for frame in range(30):
+        cx = [t[0] + t[4] * frame for t, _, _ in heads]
+        if frame % 3 == 2:
+            out = tr.predict(hw)
+        else:
+            est = 1 if frame % 3 == 0 else 2  # the pose head, then the face head
+            found = [box_at(x + h[est][0], h[0][1] + h[est][1], h[est][2], h[est][3]) for x, h in zip(cx, heads, strict=True)]
+            out = tr.update(HeadBoxes.concat(found), hw)
+        assert len(out) == 2, f'frame {frame}: {len(out)} boxes for two heads'
+        for x, (t, _, _) in zip(cx, heads, strict=True):
+            head = (x - t[2] / 2, t[1] - t[3] / 2, x + t[2] / 2, t[1] + t[3] / 2)
+            assert any(contains(b, head) for b in out.boxes), f'frame {frame}: head {head} not held by {out.boxes}'
+        area = float(np.sum((out.boxes[:, 2] - out.boxes[:, 0]) * (out.boxes[:, 3] - out.boxes[:, 1])))
+        assert area <= 2.0 * pose_area, f'frame {frame}: boxes {area / pose_area:.2f} x the pose heads'
