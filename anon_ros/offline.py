@@ -615,7 +615,7 @@ def anonymize_bag(
                         _check_depth(conn.topic, msg)
                         if conn.msgtype == IMAGE and msg.encoding in DEPTH_ENCODINGS:
                             images[depth_of[conn.topic]].add_depth(
-                                _Depth(_stamp_ns(msg), image_to_array(msg).copy(), msg.encoding)
+                                _Depth(_stamp_ns(msg), image_to_array(msg), msg.encoding)  # a view: keeps msg alive
                             )
                         copy(conn, timestamp, raw)
                     elif rep.action == 'faces':

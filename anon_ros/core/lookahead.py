@@ -6,9 +6,10 @@ on every ``detect_every``-th frame (a keyframe) and holds the frames in between 
 detected. A frame ``d`` frames before keyframe ``k`` is anonymized with
 
 * the tracked heads predicted forward from the earlier keyframes (as in the live pipeline), and
-* the heads found at ``k`` that the forward prediction does not already cover, grown for ``d`` frames of unknown
-  motion (the tracker's growth for a head seen once), so a head entering between keyframes is covered from the
-  frame it may appear in.
+* the heads measured at ``k``, moved back ``d`` frames by their tracked velocity and grown by the tracker's
+  uncertainty over ``d`` frames (a head first seen at ``k`` grows fastest), where the forward prediction does not
+  already cover them; so a head entering or reappearing between keyframes is covered from the frame it may appear
+  in.
 
 The detectors run in a worker thread (onnxruntime releases the GIL) up to ``max_pending_keyframes`` keyframes ahead
 of the frames being anonymized, so decoding, masking and writing overlap with detection. Results come out in input
@@ -196,8 +197,8 @@ class LookaheadFaceAnonymizer(Generic[Tag]):
             if before == 0:
                 heads, detected = at_key, True
             else:
-                heads, detected = HeadBoxes.concat([forward[i], _uncovered(_grown(found, hw, before, self._tracker),
-                                                                           forward[i])]), False
+                backward = _uncovered(self._tracker.backcast(before, hw), forward[i])
+                heads, detected = HeadBoxes.concat([forward[i], backward]), False
             out.append((f.tag, self._anonymize(f, heads, people if detected else None, faces if detected else None,
                                               det_ms)))
         return out
@@ -228,14 +229,6 @@ def _uncovered(heads: HeadBoxes, by: HeadBoxes) -> HeadBoxes:
         return heads
     keep = box_inside_fraction(heads.boxes, by.boxes).max(axis=1) < COVERED_FRACTION
     return HeadBoxes(heads.boxes[keep], heads.scores[keep], heads.sources[keep])
-
-
-def _grown(heads: HeadBoxes, hw: tuple[int, int], frames: int, like: HeadTracker) -> HeadBoxes:
-    """``heads`` as a tracker shows heads seen once, ``frames`` frames after (or before) they were seen."""
-    if not len(heads):
-        return heads
-    tracker = HeadTracker(like.cfg)
-    return tracker.observe(heads, hw, age=frames)
 
 
 def _failed(f: _Frame[Tag], error: str | None = None) -> FaceResult:

@@ -113,17 +113,40 @@ class HeadTracker:
         c[2:] = np.maximum(c[2:] + np.maximum(t.velocity[2:], 0) * k, c[2:])  # never shrink on the way
         if not grown:
             return _xyxy(c)
-        size = float(max(c[2], c[3]))
+        c[2:] += 2 * k * self._growth_rate(t, float(max(c[2], c[3])))
+        return _xyxy(c)
+
+    def _growth_rate(self, t: _Track, size: float) -> float:
+        """How much a box of ``size`` px grows per side per frame in which its head is not measured."""
         unknown = self.cfg.new_track_grow * size  # growth per frame of a head whose velocity is unknown
         if t.hits < 2 or t.at_border:  # velocity unknown yet, or measured on a cut box (may not be the head's)
-            rate = unknown
-        else:
-            # A head that just changed speed (braking, turning) may keep doing so: its surprise widens the box too.
-            # Never faster than an unknown velocity: that already allows the fastest plausible head.
-            speed = float(np.hypot(t.velocity[0], t.velocity[1]))
-            rate = min(self.cfg.grow_per_frame * size + self.cfg.speed_gain * (speed + t.surprise), unknown)
-        c[2:] += 2 * k * rate
-        return _xyxy(c)
+            return unknown
+        # A head that just changed speed (braking, turning) may keep doing so: its surprise widens the box too.
+        # Never faster than an unknown velocity: that already allows the fastest plausible head.
+        speed = float(np.hypot(t.velocity[0], t.velocity[1]))
+        return min(self.cfg.grow_per_frame * size + self.cfg.speed_gain * (speed + t.surprise), unknown)
+
+    def backcast(self, frames: int, image_hw: tuple[int, int]) -> HeadBoxes:
+        """The heads measured in the current frame as they were ``frames`` frames before it (recorded streams, where
+        the next detection is known before the frames between): moved back by their velocity and grown by the same
+        uncertainty as a prediction over as many frames (a head seen once, with unknown velocity, grows fastest)."""
+        if frames < 0:
+            msg = f'frames must be >= 0, got {frames}'
+            raise InputError(msg)
+        measured = [t for t in self._tracks if t.unseen == 0]
+        if not measured:
+            return HeadBoxes.empty()
+        boxes = []
+        for t in measured:
+            c = _cxcywh(t.box)
+            c[:2] -= t.velocity[:2] * frames
+            c[2:] += 2 * frames * self._growth_rate(t, float(max(c[2], c[3])))
+            boxes.append(_xyxy(c))
+        clipped = clip_boxes(np.array(boxes, np.float32), image_hw)
+        keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+        scores = np.array([t.score for t in measured], np.float32)
+        sources = np.array([t.source for t in measured], np.int8)
+        return HeadBoxes(clipped[keep], scores[keep], sources[keep])
 
     def predict(self, image_hw: tuple[int, int]) -> HeadBoxes:
         """Advance one frame without detections."""

@@ -249,3 +249,25 @@ def test_two_walking_heads_found_by_two_detectors_keep_bounded_boxes() -> None:
             assert any(contains(b, head) for b in out.boxes), f'frame {frame}: head {head} not held by {out.boxes}'
         area = float(np.sum((out.boxes[:, 2] - out.boxes[:, 0]) * (out.boxes[:, 3] - out.boxes[:, 1])))
         assert area <= 2.0 * pose_area, f'frame {frame}: boxes {area / pose_area:.2f} x the pose heads'
+
+
+def test_backcast_moves_measured_heads_back_by_their_velocity_and_grows_them() -> None:
+    tracker = HeadTracker()
+    hw = (480, 640)
+
+    def head(x: float) -> HeadBoxes:
+        return HeadBoxes(np.array([[x, 100, x + 40, 140]], np.float32), np.ones(1, np.float32),
+                         np.array([HeadSource.KEYPOINTS], np.int8))
+
+    tracker.update(head(100), hw)
+    assert tracker.backcast(0, hw).boxes[0].tolist() == [100, 100, 140, 140]
+    unknown = tracker.backcast(2, hw).boxes[0]  # seen once: unknown velocity, grown evenly
+    assert unknown[0] < 100 - 20 and unknown[2] > 140 + 20
+    for k in range(1, 4):
+        tracker.update(head(100 + 10 * k), hw)  # 10 px/frame to the right
+    back = tracker.backcast(2, hw).boxes[0]
+    centre = (back[0] + back[2]) / 2
+    assert abs(centre - (130 + 20 - 20)) < 2  # two frames back: 20 px to the left of the measured box
+    assert back[2] - back[0] > 40 and back[2] - back[0] < unknown[2] - unknown[0]
+    tracker.predict(hw)  # a frame without detection: nothing was measured in it
+    assert len(tracker.backcast(1, hw)) == 0
