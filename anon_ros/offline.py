@@ -7,9 +7,17 @@ deserialized, only its payload is replaced, and it is written with the timestamp
 
 Fail closed: a frame the anonymizer cannot process is written fully masked (black) or dropped
 (:class:`FailureAction`); an audio chunk that fails becomes silence; a topic of a media type we cannot anonymize, or
-an image encoding we cannot decode, stops the run with an error naming it (exclude the topic to go on). Depth images
-(16UC1/32FC1/mono16) are copied unchanged and, for configured pairs, given to the face anonymizer with the image
-whose header stamp is closest (within ``depth_slop_s``).
+an image encoding we cannot decode, stops the run with an error naming it (exclude the topic to go on).
+
+Depth (16UC1/32FC1/mono16) of a configured pair is given to the face anonymizer with the image whose header stamp is
+closest (within ``depth_slop_s``) and written with that image, its head regions (the pixels the anonymizer changed)
+flat at the head's depth: a depth map of a face is 3D face geometry. A depth frame whose image failed, or that no
+image used, is written blank (no return). Depth topics that are not paired, and compressedDepth, are copied
+unchanged: pair them (or exclude them) when people may be in view.
+
+Images go through a :class:`FrameStream` that may hold frames back: the default (:class:`LookaheadFrames`) detects
+on keyframes in a worker thread, and a frame between keyframes also gets the heads found at the next one. MCAP
+output is written from a thread of its own (:class:`anon_ros.bags.WriteBehind`).
 
 The anonymizers come from factories, so the bag plumbing is tested with simple ones and the real ones
 (:class:`anon_ros.core.face_pipeline.FaceAnonymizer`, :class:`anon_ros.core.voice.mcadams.McAdamsAnonymizer`) are
@@ -31,6 +39,7 @@ import numpy as np
 
 from anon_ros.bags import BagError, BagWriter, StorageFormat, TopicType, WriteBehind, resolve_type
 from anon_ros.conversions import audio_to_array, fill_audio, fill_image, image_to_array
+from anon_ros.core.depth_mask import flatten_depth
 from anon_ros.core.errors import AnonRosError, InputError
 
 IMAGE = 'sensor_msgs/msg/Image'
@@ -252,6 +261,11 @@ class _Depth:
     stamp_ns: int
     array: np.ndarray
     encoding: str
+    conn: Any = None  # where the message goes once the heads in it are known
+    timestamp: int = 0
+    msg: Any = None
+    used: bool = False  # given to the face anonymizer with an image
+    written: bool = False
 
 
 @dataclass
@@ -272,6 +286,11 @@ class _Decoded:
     pending: _Pending
     original: np.ndarray | None = None  # the decoded raw image (its alpha channel is kept)
     codec: str = ''  # compressed images: 'jpeg' or 'png'
+    rgb: np.ndarray | None = None  # what went into the anonymizer
+    depth: _Depth | None = None
+
+
+Written = tuple[Any, int, Any]  # (connection, receive timestamp, message) to write
 
 
 class _ImageTopic:
@@ -291,41 +310,64 @@ class _ImageTopic:
         self.pending: list[_Pending] = []
         self.max_depth_seen = -1
 
-    def add_depth(self, d: _Depth) -> None:
+    def add_depth(self, d: _Depth) -> list[Written]:
+        """Keep ``d`` for the images near it; return the depth frames no image can use any more that were never
+        used: they are written blank (nothing tells where the heads in them are)."""
         self.depth.append(d)
         self.max_depth_seen = max(self.max_depth_seen, d.stamp_ns)
-        del self.depth[:-8]
+        old, self.depth = self.depth[:-8], self.depth[-8:]
+        return [self._depth_out(o, None) for o in old if not o.used and not o.written]
 
     def nearest_depth(self, stamp_ns: int) -> _Depth | None:
         slop = int(self.config.depth_slop_s * 1e9)
         best = min(self.depth, key=lambda d: abs(d.stamp_ns - stamp_ns), default=None)
         return best if best is not None and abs(best.stamp_ns - stamp_ns) <= slop else None
 
-    def submit(self, p: _Pending) -> list[tuple[_Pending, Any]]:
+    def submit(self, p: _Pending) -> list[Written]:
         """Decode ``p`` into the frame stream; return the (pending, message) pairs done (fully masked on failure;
         failed frames are left out with FailureAction.DROP)."""
         depth = self.nearest_depth(_stamp_ns(p.msg))
-        item = _Decoded(p)
-        rgb: np.ndarray | None = None
+        item = _Decoded(p, depth=depth)
+        if depth is not None:
+            depth.used = True
         try:
-            rgb = self._decode(item)
+            item.rgb = self._decode(item)
         except OfflineError:
             raise
         except Exception:  # noqa: BLE001 - an unreadable frame keeps its place and comes out failed
-            rgb = None
-        done = self.frames.push(item, rgb, depth.array if depth else None, depth.encoding if depth else '32FC1')
+            item.rgb = None
+        done = self.frames.push(item, item.rgb, depth.array if depth else None, depth.encoding if depth else '32FC1')
         return self._encode_all(done)
 
-    def finish(self) -> list[tuple[_Pending, Any]]:
-        return self._encode_all(self.frames.flush())
+    def finish(self) -> list[Written]:
+        """The frames still held, then every depth frame not written yet (blank: no image tells its heads)."""
+        out = self._encode_all(self.frames.flush())
+        out += [self._depth_out(d, None) for d in self.depth if not d.written]
+        return out
 
-    def _encode_all(self, done: list[tuple[Any, np.ndarray | None]]) -> list[tuple[_Pending, Any]]:
-        out = []
+    def _encode_all(self, done: list[tuple[Any, np.ndarray | None]]) -> list[Written]:
+        out: list[Written] = []
         for item, rgb in done:
             msg = self._encode(item, rgb)
             if msg is not None:
-                out.append((item.pending, msg))
+                out.append((item.pending.conn, item.pending.timestamp, msg))
+            d = item.depth
+            if d is not None and not d.written:
+                # Heads = the pixels the anonymizer changed (grown a little); a failed frame blanks its depth.
+                changed = None if rgb is None or item.rgb is None else np.any(rgb != item.rgb, axis=2)
+                out.append(self._depth_out(d, changed))
         return out
+
+    def _depth_out(self, d: _Depth, heads: np.ndarray | None) -> Written:
+        """``d``'s message with the face geometry removed: head regions flat at the head's depth; all of it
+        invalid when ``heads`` is None."""
+        d.written = True
+        if heads is None:
+            flat = np.full_like(d.array, np.nan if d.array.dtype.kind == 'f' else 0)
+        else:
+            flat = flatten_depth(d.array, heads)
+        fill_image(d.msg, np.ascontiguousarray(flat), d.encoding)
+        return d.conn, d.timestamp, d.msg
 
     def _decode(self, item: _Decoded) -> np.ndarray | None:
         msg = item.pending.msg
@@ -584,8 +626,8 @@ def anonymize_bag(
             report.topics[conn.topic].messages_out += 1
 
         def process_image(p: _Pending) -> None:
-            for done, out in images[p.conn.topic].submit(p):
-                write(done.conn, done.timestamp, out)
+            for c2, ts2, m2 in images[p.conn.topic].submit(p):
+                write(c2, ts2, m2)
 
         def release(now: int | None) -> None:
             for topic in images.values():
@@ -614,10 +656,13 @@ def anonymize_bag(
                     if rep.action == 'depth':
                         _check_depth(conn.topic, msg)
                         if conn.msgtype == IMAGE and msg.encoding in DEPTH_ENCODINGS:
-                            images[depth_of[conn.topic]].add_depth(
-                                _Depth(_stamp_ns(msg), image_to_array(msg), msg.encoding)  # a view: keeps msg alive
-                            )
-                        copy(conn, timestamp, raw)
+                            # Written with the image it pairs with, its head regions flattened.
+                            for c2, ts2, m2 in images[depth_of[conn.topic]].add_depth(
+                                _Depth(_stamp_ns(msg), image_to_array(msg), msg.encoding, conn, timestamp, msg)
+                            ):
+                                write(c2, ts2, m2)
+                        else:
+                            copy(conn, timestamp, raw)  # compressedDepth: cannot be edited, see the docstring
                     elif rep.action == 'faces':
                         if conn.msgtype == IMAGE and msg.encoding in DEPTH_ENCODINGS:
                             copy(conn, timestamp, raw)  # an unpaired depth stream: no faces to find, copied
@@ -636,8 +681,8 @@ def anonymize_bag(
                     bar.update()
             release(None)
             for image_topic in images.values():
-                for done, out in image_topic.finish():
-                    write(done.conn, done.timestamp, out)
+                for c2, ts2, m2 in image_topic.finish():
+                    write(c2, ts2, m2)
             for topic in audio.values():
                 for c2, ts2, m2 in topic.finish():
                     write(c2, ts2, m2)

@@ -127,7 +127,11 @@ class HoldBack:
         self.run, self.delay, self.held = run, delay, []
 
     def push(self, tag, rgb, depth, enc):
-        self.held.append((tag, None if rgb is None else self.run(rgb, depth, enc)))
+        try:
+            out = None if rgb is None else self.run(rgb, depth, enc)
+        except RuntimeError:  # a frame stream fails closed itself: None in the frame's place
+            out = None
+        self.held.append((tag, out))
         out, self.held = self.held[:-self.delay], self.held[-self.delay:]
         return out
 
@@ -161,8 +165,13 @@ def test_plumbing_preserves_everything_but_faces_and_voices(tmp_path: Path, stor
         assert [ts for ts, _ in got[topic]] == [ts for ts, _ in msgs], f'{topic}: receive times changed'
         assert [decode(topic, r).header.stamp for _, r in got[topic] if topic != '/chatter'] == \
                [decode(topic, r).header.stamp for _, r in msgs if topic != '/chatter'], f'{topic}: stamps changed'
-    for topic in ('/cam/depth', '/chatter'):
-        assert got[topic] == written[topic], f'{topic} must be copied byte for byte'
+    assert got['/chatter'] == written['/chatter'], '/chatter must be copied byte for byte'
+    # Paired depth is rewritten with its head regions flat (the stub changes every pixel: all of it is 'head'; the
+    # input depth is flat already, so the values stay).
+    for (_, a), (_, b) in zip(written['/cam/depth'], got['/cam/depth'], strict=True):
+        da, db = decode('/cam/depth', a), decode('/cam/depth', b)
+        assert (da.header, da.encoding, da.step) == (db.header, db.encoding, db.step)
+        assert np.array_equal(image_to_array(da), image_to_array(db))
     for (_, a), (_, b) in zip(written['/cam/image_raw'], got['/cam/image_raw'], strict=True):
         assert np.array_equal(image_to_array(decode('/cam/image_raw', b)), 255 - image_to_array(decode('/cam/image_raw', a)))
     for (_, a), (_, b) in zip(written['/cam/compressed'], got['/cam/compressed'], strict=True):
@@ -314,3 +323,49 @@ def test_real_anonymizers_change_faces_not_background(tmp_path: Path, photo: str
     a = np.concatenate([audio_to_array(decode('/audio', r))[:, 0] for _, r in written['/audio']])
     b = np.concatenate([audio_to_array(decode('/audio', r))[:, 0] for _, r in got['/audio']])
     assert a.shape == b.shape and np.abs(a - b).mean() > 0.01
+
+
+def test_paired_depth_keeps_the_scene_and_loses_the_face_geometry(tmp_path: Path) -> None:
+    """A depth map of a face is 3D face geometry: where the image was anonymized, the paired depth becomes flat at
+    the head's depth; elsewhere it is unchanged. A depth frame of a failed image, or one no image used, is blank."""
+    src, dst = tmp_path / 'in', tmp_path / 'out'
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(1, 256, (64, 80, 3), dtype=np.uint8)  # no zero: blanking the head changes every pixel
+    depth = (3.0 + 0.01 * rng.standard_normal((64, 80))).astype(np.float32)
+    yy, xx = np.mgrid[10:30, 20:40]
+    depth[10:30, 20:40] = 1.5 - 0.05 * np.exp(-((yy - 20) ** 2 + (xx - 30) ** 2) / 40.0)  # a nose on a face
+    with BagWriter(src) as w:
+        img_id = w.add_topic('/cam/image', resolve_type('sensor_msgs/msg/Image'))
+        depth_id = w.add_topic('/cam/depth', resolve_type('sensor_msgs/msg/Image'))
+        for i, stamp in enumerate([T0, T0 + 10**8, T0 + 2 * 10**8, T0 + 9 * 10**8]):
+            if i < 3:  # the last depth frame has no image near it
+                img = fill_image(Image(), rgb, 'rgb8')
+                _stamp(img, stamp)
+                w.write(img_id, stamp, serialize_message(img))
+            d = fill_image(Image(), depth, '32FC1')
+            _stamp(d, stamp)
+            w.write(depth_id, stamp + 1, serialize_message(d))
+
+    def face(topic: str):
+        calls = {'n': 0}
+
+        def run(frame: np.ndarray, d: np.ndarray | None, enc: str) -> np.ndarray:
+            calls['n'] += 1
+            if calls['n'] == 2:
+                raise RuntimeError('detector crashed')
+            out = frame.copy()
+            out[10:30, 20:40] = 0  # "the head"
+            return out
+        return HoldBack(run, delay=1)
+
+    report = anonymize_bag(src, dst, face, lambda rate: Negate(), BagAnonymizeConfig(depth_pairs={'/cam/image': '/cam/depth'}))
+    assert report.topics['/cam/depth'].messages_out == 4 and report.topics['/cam/image'].failed == 1
+    got = {ts: image_to_array(decode('/cam/depth', raw)) for ts, raw in read_bag(dst)['/cam/depth']}
+    first, failed, third, alone = (got[s + 1] for s in [T0, T0 + 10**8, T0 + 2 * 10**8, T0 + 9 * 10**8])
+    for out in (first, third):
+        head = out[10:30, 20:40]
+        assert np.all(head == head[0, 0]) and abs(float(head[0, 0]) - 1.5) < 0.06  # flat, at the head's distance
+        away = np.ones(depth.shape, bool)
+        away[6:34, 16:44] = False  # the head grown by the margin
+        assert np.array_equal(out[away], depth[away])
+    assert np.isnan(failed).all() and np.isnan(alone).all()

@@ -13,9 +13,10 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str
         name, help=help_text,
         description=(
             f'{help_text}. Every sensor_msgs/Image and CompressedImage topic goes through the face anonymizer, '
-            'every anon_ros_msgs/AudioStamped topic through the voice anonymizer; depth images and all other topics '
-            'are copied unchanged. Header stamps and receive times are kept. A frame that cannot be processed is '
-            'written black (or dropped with --on-failure drop), never raw.'
+            'every anon_ros_msgs/AudioStamped topic through the voice anonymizer. Depth paired with an image '
+            '(--depth) guides the face masks and is written with its head regions flat (no face geometry); unpaired '
+            'depth and all other topics are copied unchanged. Header stamps and receive times are kept. A frame '
+            'that cannot be processed is written black (or dropped with --on-failure drop), never raw.'
         ),
     )
     parser.add_argument('input', help='bag directory (MCAP or sqlite3, rosbag2 Humble to Kilted) or .mcap/.db3 file')

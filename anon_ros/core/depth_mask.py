@@ -285,3 +285,33 @@ def region_mask(region_m: np.ndarray, cfg: DepthMaskConfig) -> np.ndarray:
         # A rectangular kernel is separable (fast at any radius).
         keep = cv2.dilate(keep.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))).view(bool)
     return keep
+
+
+def flatten_depth(depth: np.ndarray, mask: np.ndarray, margin_px: int = 3) -> np.ndarray:
+    """A copy of ``depth`` whose masked regions (anonymized heads) hold one value each, their median valid depth.
+
+    A depth map of a face is 3D face geometry (identifying); a flat patch at the head's distance keeps what
+    perception needs (where the person is, how far) and removes the shape. ``mask`` may have another size than
+    ``depth`` (the RGB image's): it is resized, grown by ``margin_px``, and regions are its connected components.
+    A region without valid depth (0, NaN, inf) becomes invalid as a whole (0 or NaN, the encoding's "no return").
+    Works for any single-channel depth (32FC1 metres, 16UC1 millimetres) and keeps its dtype.
+    """
+    if depth.ndim != 2 or mask.ndim != 2:
+        msg = f'depth and mask must be 2-D, got {depth.shape} and {mask.shape}'
+        raise InputError(msg)
+    out = depth.copy()
+    grown: np.ndarray = mask.astype(np.uint8)
+    if grown.shape != depth.shape:
+        grown = np.asarray(cv2.resize(grown, (depth.shape[1], depth.shape[0]), interpolation=cv2.INTER_NEAREST))
+    if margin_px > 0:
+        grown = np.asarray(cv2.dilate(grown, np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8)))
+    count, labels = cv2.connectedComponents(grown, connectivity=8)
+    floating = depth.dtype.kind == 'f'
+    for label in range(1, count):
+        region = labels == label
+        values = depth[region]
+        # No return, the far plane (CARLA's 1000 m) and saturation are not the head's depth.
+        ok = (np.isfinite(values) & (values > 0) & (values < 900)) if floating else (values > 0) & (values < 65535)
+        valid = values[ok]
+        out[region] = np.median(valid) if valid.size else (np.nan if floating else 0)
+    return out
