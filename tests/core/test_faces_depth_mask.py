@@ -167,3 +167,28 @@ def test_head_box_cut_by_the_side_border_reaches_further_there() -> None:
     cut = head_masks(None, heads((60, 20, 120, 100)), (120, 120), cfg)  # the same box, its right side on the border
     assert cut[:, 119].sum() > inside[:, 119].sum()
     assert np.array_equal(cut[:, :90], inside[:, :90])
+
+
+def test_flatten_depth_makes_each_head_one_value_and_keeps_the_rest() -> None:
+    from anon_ros.core.depth_mask import flatten_depth
+
+    depth = np.full((60, 80), 4000, np.uint16)  # 16UC1 millimetres
+    depth[10:20, 10:20] = np.arange(100, dtype=np.uint16).reshape(10, 10) + 1500  # a face's relief
+    depth[12, 12] = 0  # no return: not the head's depth
+    depth[40:50, 50:60] = 0  # a head with no depth at all
+    mask = np.zeros((120, 160), bool)  # at the RGB size (twice the depth's)
+    mask[20:40, 20:40] = True
+    mask[80:100, 100:120] = True
+    out = flatten_depth(depth, mask, margin_px=0)
+    assert out.dtype == np.uint16 and out.shape == depth.shape
+    assert np.all(out[10:20, 10:20] == out[10, 10]) and 1500 <= out[10, 10] <= 1600
+    assert np.all(out[40:50, 50:60] == 0)  # nothing valid: invalid as a whole
+    rest = np.ones(depth.shape, bool)
+    rest[10:20, 10:20] = rest[40:50, 50:60] = False
+    assert np.array_equal(out[rest], depth[rest])
+    metres = np.where(depth > 0, depth / 1000.0, np.nan).astype(np.float32)
+    assert np.isnan(flatten_depth(metres, mask, margin_px=0)[40:50, 50:60]).all()
+    grown = flatten_depth(metres, mask, margin_px=1)  # the margin (depth px) is flattened too
+    assert np.all(grown[9:21, 9:21] == grown[15, 15]) and 1.5 <= grown[15, 15] <= 1.6
+    with pytest.raises(InputError):
+        flatten_depth(depth[..., None], mask)
