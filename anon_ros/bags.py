@@ -382,7 +382,7 @@ class BagWriter:
             self._write_metadata()
             return len(self._topics) - 1
 
-    def write(self, topic_id: int, timestamp: int, data: bytes | memoryview) -> None:
+    def write(self, topic_id: int, timestamp: int, data: bytes | bytearray | memoryview) -> None:
         """Write one serialized (CDR) message; ``timestamp`` is the receive time in ns since the epoch."""
         with self._lock:
             if self._storage is None:
@@ -457,7 +457,7 @@ class WriteBehind:
             raise BagError(f'WriteBehind writes MCAP bags only, not {writer.storage_format.value}')
         self.writer = writer
         self.max_bytes = max_bytes
-        self._queue: list[tuple[int, int, bytes | memoryview]] = []
+        self._queue: list[tuple[int, int, bytes | bytearray | memoryview]] = []
         self._queued_bytes = 0
         self._cv = threading.Condition()
         self._closing = False
@@ -465,7 +465,7 @@ class WriteBehind:
         self._thread = threading.Thread(target=self._run, name='bag_writer', daemon=True)
         self._thread.start()
 
-    def write(self, topic_id: int, timestamp: int, data: bytes | memoryview) -> None:
+    def write(self, topic_id: int, timestamp: int, data: bytes | bytearray | memoryview) -> None:
         with self._cv:
             while self._queued_bytes >= self.max_bytes and self._error is None:
                 self._cv.wait()

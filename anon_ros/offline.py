@@ -75,15 +75,19 @@ class FrameAnonymizer(Protocol):
     def __call__(self, rgb: np.ndarray, depth: np.ndarray | None, depth_encoding: str) -> np.ndarray: ...
 
 
+#: A frame out of a :class:`FrameStream`: (tag, anonymized RGB or None if it failed, mask of the anonymized pixels or
+#: None if the stream does not know it).
+Frame = tuple[Any, 'np.ndarray | None', 'np.ndarray | None']
+
+
 class FrameStream(Protocol):
     """One camera stream's face anonymizer that may hold frames back (look-ahead): frames pushed in order with a tag,
-    ``(tag, anonymized RGB)`` returned in the same order, ``None`` in place of a frame that failed (``rgb=None``
-    pushes a frame that could not be read). :meth:`flush` returns every frame still held."""
+    :data:`Frame` results returned in the same order (``rgb=None`` pushes a frame that could not be read; it comes
+    out failed). :meth:`flush` returns every frame still held."""
 
-    def push(self, tag: Any, rgb: np.ndarray | None, depth: np.ndarray | None,
-             depth_encoding: str) -> list[tuple[Any, np.ndarray | None]]: ...
+    def push(self, tag: Any, rgb: np.ndarray | None, depth: np.ndarray | None, depth_encoding: str) -> list[Frame]: ...
 
-    def flush(self) -> list[tuple[Any, np.ndarray | None]]: ...
+    def flush(self) -> list[Frame]: ...
 
 
 class ImmediateFrames:
@@ -92,19 +96,18 @@ class ImmediateFrames:
     def __init__(self, anonymizer: FrameAnonymizer) -> None:
         self.anonymizer = anonymizer
 
-    def push(self, tag: Any, rgb: np.ndarray | None, depth: np.ndarray | None,
-             depth_encoding: str) -> list[tuple[Any, np.ndarray | None]]:
+    def push(self, tag: Any, rgb: np.ndarray | None, depth: np.ndarray | None, depth_encoding: str) -> list[Frame]:
         if rgb is None:
-            return [(tag, None)]
+            return [(tag, None, None)]
         try:
             out = self.anonymizer(rgb, depth, depth_encoding)
         except Exception:  # noqa: BLE001 - fail closed: the caller masks or drops the frame
-            return [(tag, None)]
+            return [(tag, None, None)]
         if not isinstance(out, np.ndarray) or out.shape != rgb.shape or out.dtype != np.uint8:
-            return [(tag, None)]  # never trust a malformed result to have hidden anything
-        return [(tag, out)]
+            return [(tag, None, None)]  # never trust a malformed result to have hidden anything
+        return [(tag, out, None)]
 
-    def flush(self) -> list[tuple[Any, np.ndarray | None]]:
+    def flush(self) -> list[Frame]:
         return []
 
 
@@ -264,6 +267,7 @@ class _Depth:
     conn: Any = None  # where the message goes once the heads in it are known
     timestamp: int = 0
     msg: Any = None
+    raw: bytes = b''  # the serialized message as read
     used: bool = False  # given to the face anonymizer with an image
     written: bool = False
 
@@ -345,29 +349,27 @@ class _ImageTopic:
         out += [self._depth_out(d, None) for d in self.depth if not d.written]
         return out
 
-    def _encode_all(self, done: list[tuple[Any, np.ndarray | None]]) -> list[Written]:
+    def _encode_all(self, done: list[Frame]) -> list[Written]:
         out: list[Written] = []
-        for item, rgb in done:
+        for item, rgb, mask in done:
             msg = self._encode(item, rgb)
             if msg is not None:
                 out.append((item.pending.conn, item.pending.timestamp, msg))
             d = item.depth
             if d is not None and not d.written:
-                # Heads = the pixels the anonymizer changed (grown a little); a failed frame blanks its depth.
-                changed = None if rgb is None or item.rgb is None else np.any(rgb != item.rgb, axis=2)
-                out.append(self._depth_out(d, changed))
+                # Heads = the anonymizer's mask, or the pixels it changed; a failed frame blanks its depth.
+                if rgb is not None and mask is None and item.rgb is not None:
+                    mask = np.any(rgb != item.rgb, axis=2)
+                out.append(self._depth_out(d, mask if rgb is not None else None))
         return out
 
     def _depth_out(self, d: _Depth, heads: np.ndarray | None) -> Written:
         """``d``'s message with the face geometry removed: head regions flat at the head's depth; all of it
-        invalid when ``heads`` is None."""
+        invalid when ``heads`` is None. Without heads, its bytes as read."""
         d.written = True
-        if heads is None:
-            flat = np.full_like(d.array, np.nan if d.array.dtype.kind == 'f' else 0)
-        else:
-            flat = flatten_depth(d.array, heads)
-        fill_image(d.msg, np.ascontiguousarray(flat), d.encoding)
-        return d.conn, d.timestamp, d.msg
+        if heads is not None and not heads.any():
+            return d.conn, d.timestamp, d.raw
+        return d.conn, d.timestamp, _flattened(d.raw, d, heads)
 
     def _decode(self, item: _Decoded) -> np.ndarray | None:
         msg = item.pending.msg
@@ -419,6 +421,36 @@ class _ImageTopic:
             return msg
         msg.data = bytes(len(msg.data))  # zeros: black in every 8-bit encoding; keeps height/width/step/encoding
         return msg
+
+
+def _flattened(raw: bytes, d: _Depth, heads: np.ndarray | None) -> bytes | bytearray:
+    """The serialized depth Image ``raw`` with its head regions flat (everything invalid when ``heads`` is None).
+
+    ``data`` is the last field of a CDR-encoded Image, so the pixels end the buffer: they are rewritten in a copy of
+    it (no re-serialization of a 3-4 MB frame). Row padding or anything unexpected: the message is serialized anew.
+    """
+    arr = d.array
+    n = arr.nbytes
+    if arr.flags.c_contiguous and len(raw) >= n and np.array_equal(
+        np.frombuffer(raw, np.uint8, n, len(raw) - n), arr.reshape(-1).view(np.uint8)
+    ):
+        out = bytearray(raw)
+        _remove_geometry(arr, heads, np.frombuffer(out, arr.dtype, arr.size, len(raw) - n).reshape(arr.shape))
+        return out
+    from rclpy.serialization import serialize_message
+
+    flat = arr.copy()
+    _remove_geometry(arr, heads, flat)
+    fill_image(d.msg, np.ascontiguousarray(flat), d.encoding)
+    return serialize_message(d.msg)
+
+
+def _remove_geometry(depth: np.ndarray, heads: np.ndarray | None, out: np.ndarray) -> None:
+    """Into ``out`` (a copy of ``depth``): heads flattened, or everything invalid when ``heads`` is None."""
+    if heads is None:
+        out[...] = np.nan if depth.dtype.kind == 'f' else 0
+    else:
+        flatten_depth(depth, heads, out=out)
 
 
 def _encode(bgr: np.ndarray, codec: str, quality: int) -> bytes:
@@ -618,7 +650,8 @@ def anonymize_bag(
         sink: WriteBehind | BagWriter = behind or writer
 
         def write(conn: Any, timestamp: int, msg: Any) -> None:
-            sink.write(ids[conn.id], timestamp, serialize_message(msg))
+            data = msg if isinstance(msg, (bytes, bytearray, memoryview)) else serialize_message(msg)
+            sink.write(ids[conn.id], timestamp, data)
             report.topics[conn.topic].messages_out += 1
 
         def copy(conn: Any, timestamp: int, raw: Any) -> None:
@@ -652,13 +685,14 @@ def anonymize_bag(
                     copy(conn, timestamp, raw)
                 else:
                     cls = classes.get(conn.msgtype) or classes.setdefault(conn.msgtype, _message_class(conn.msgtype))
-                    msg: Any = deserialize_message(bytes(raw), cls)
+                    raw_bytes = bytes(raw)
+                    msg: Any = deserialize_message(raw_bytes, cls)
                     if rep.action == 'depth':
                         _check_depth(conn.topic, msg)
                         if conn.msgtype == IMAGE and msg.encoding in DEPTH_ENCODINGS:
                             # Written with the image it pairs with, its head regions flattened.
                             for c2, ts2, m2 in images[depth_of[conn.topic]].add_depth(
-                                _Depth(_stamp_ns(msg), image_to_array(msg), msg.encoding, conn, timestamp, msg)
+                                _Depth(_stamp_ns(msg), image_to_array(msg), msg.encoding, conn, timestamp, msg, raw_bytes)
                             ):
                                 write(c2, ts2, m2)
                         else:
@@ -723,14 +757,17 @@ class LookaheadFrames:
     def __init__(self, anonymizer: Any) -> None:
         self.anonymizer = anonymizer
 
-    def push(self, tag: Any, rgb: np.ndarray | None, depth: np.ndarray | None,
-             depth_encoding: str) -> list[tuple[Any, np.ndarray | None]]:
-        return [(t, None if r.failed else r.image) for t, r in self.anonymizer.push(tag, rgb, depth, depth_encoding)]
+    def push(self, tag: Any, rgb: np.ndarray | None, depth: np.ndarray | None, depth_encoding: str) -> list[Frame]:
+        return [_frame(t, r) for t, r in self.anonymizer.push(tag, rgb, depth, depth_encoding)]
 
-    def flush(self) -> list[tuple[Any, np.ndarray | None]]:
-        done = [(t, None if r.failed else r.image) for t, r in self.anonymizer.flush()]
+    def flush(self) -> list[Frame]:
+        done = [_frame(t, r) for t, r in self.anonymizer.flush()]
         self.anonymizer.close()
         return done
+
+
+def _frame(tag: Any, result: Any) -> Frame:
+    return (tag, None, None) if result.failed else (tag, result.image, result.mask)
 
 
 def default_face_factory(threads: int = 1, detect_every: int = 3) -> FaceFactory:

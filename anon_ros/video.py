@@ -19,12 +19,11 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from anon_ros.core.errors import AnonRosError
-from anon_ros.offline import FrameAnonymizer, FrameStream, Progress, VoiceFactory, frame_stream
+from anon_ros.offline import Frame, FrameAnonymizer, FrameStream, Progress, VoiceFactory, frame_stream
 
 AUDIO_BLOCK = 4096  # frames of audio per read from the decoder
 MAX_VOICE_RATE = 48000
@@ -161,9 +160,9 @@ def _video(ffmpeg: str, src: Path, out: Path, info: VideoInfo, face: FrameAnonym
     stream = frame_stream(face)
     assert dec.stdout is not None and enc.stdin is not None
 
-    def write(done: list[tuple[Any, np.ndarray | None]]) -> None:
+    def write(done: list[Frame]) -> None:
         nonlocal frames, failed
-        for _, out_rgb in done:
+        for _, out_rgb, _ in done:
             if out_rgb is None:  # fail closed: a black frame, never the raw one
                 failed += 1
                 out_rgb = np.zeros((h, w, 3), np.uint8)

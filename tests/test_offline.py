@@ -131,7 +131,7 @@ class HoldBack:
             out = None if rgb is None else self.run(rgb, depth, enc)
         except RuntimeError:  # a frame stream fails closed itself: None in the frame's place
             out = None
-        self.held.append((tag, out))
+        self.held.append((tag, out, None))
         out, self.held = self.held[:-self.delay], self.held[-self.delay:]
         return out
 

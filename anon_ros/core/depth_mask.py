@@ -287,31 +287,44 @@ def region_mask(region_m: np.ndarray, cfg: DepthMaskConfig) -> np.ndarray:
     return keep
 
 
-def flatten_depth(depth: np.ndarray, mask: np.ndarray, margin_px: int = 3) -> np.ndarray:
-    """A copy of ``depth`` whose masked regions (anonymized heads) hold one value each, their median valid depth.
+def flatten_depth(depth: np.ndarray, mask: np.ndarray, margin_px: int = 3, out: np.ndarray | None = None) -> np.ndarray:
+    """``depth`` with its masked regions (anonymized heads) holding one value each, their median valid depth.
 
     A depth map of a face is 3D face geometry (identifying); a flat patch at the head's distance keeps what
     perception needs (where the person is, how far) and removes the shape. ``mask`` may have another size than
-    ``depth`` (the RGB image's): it is resized, grown by ``margin_px``, and regions are its connected components.
-    A region without valid depth (0, NaN, inf) becomes invalid as a whole (0 or NaN, the encoding's "no return").
-    Works for any single-channel depth (32FC1 metres, 16UC1 millimetres) and keeps its dtype.
+    ``depth`` (the RGB image's): it is resized, grown by ``margin_px`` depth pixels, and regions are its connected
+    components. A region without valid depth (0, NaN, inf, far plane, saturation) becomes invalid as a whole (0 or
+    NaN, the encoding's "no return"). Any single-channel depth (32FC1 metres, 16UC1 millimetres), dtype kept.
+    Written into ``out`` (same shape and dtype, holding a copy of ``depth``) when given, else into a new copy.
     """
     if depth.ndim != 2 or mask.ndim != 2:
         msg = f'depth and mask must be 2-D, got {depth.shape} and {mask.shape}'
         raise InputError(msg)
-    out = depth.copy()
-    grown: np.ndarray = mask.astype(np.uint8)
-    if grown.shape != depth.shape:
-        grown = np.asarray(cv2.resize(grown, (depth.shape[1], depth.shape[0]), interpolation=cv2.INTER_NEAREST))
+    if out is None:
+        out = depth.copy()
+    elif out.shape != depth.shape or out.dtype != depth.dtype:
+        msg = f'out must be {depth.shape} {depth.dtype}, got {out.shape} {out.dtype}'
+        raise InputError(msg)
+    small: np.ndarray = mask.astype(np.uint8)
+    if small.shape != depth.shape:
+        small = np.asarray(cv2.resize(small, (depth.shape[1], depth.shape[0]), interpolation=cv2.INTER_NEAREST))
+    x, y, w, h = cv2.boundingRect(small)  # only the part with heads is worked on
+    if w == 0 or h == 0:
+        return out
+    x0, y0 = max(x - margin_px, 0), max(y - margin_px, 0)
+    x1, y1 = min(x + w + margin_px, depth.shape[1]), min(y + h + margin_px, depth.shape[0])
+    grown: np.ndarray = small[y0:y1, x0:x1]
     if margin_px > 0:
         grown = np.asarray(cv2.dilate(grown, np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8)))
-    count, labels = cv2.connectedComponents(grown, connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     floating = depth.dtype.kind == 'f'
     for label in range(1, count):
-        region = labels == label
-        values = depth[region]
+        bx, by, bw, bh = (int(v) for v in stats[label, :4])
+        region = labels[by:by + bh, bx:bx + bw] == label  # work inside the region's box only
+        patch = out[y0 + by:y0 + by + bh, x0 + bx:x0 + bx + bw]
+        values = depth[y0 + by:y0 + by + bh, x0 + bx:x0 + bx + bw][region]
         # No return, the far plane (CARLA's 1000 m) and saturation are not the head's depth.
         ok = (np.isfinite(values) & (values > 0) & (values < 900)) if floating else (values > 0) & (values < 65535)
         valid = values[ok]
-        out[region] = np.median(valid) if valid.size else (np.nan if floating else 0)
+        patch[region] = np.median(valid) if valid.size else (np.nan if floating else 0)
     return out

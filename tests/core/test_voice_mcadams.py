@@ -16,13 +16,14 @@ from anon_ros.core.voice import (
     VoiceParams,
     anonymize_offline,
 )
-from anon_ros.core.voice.mcadams import _FrameWarper
+from anon_ros.core.voice.mcadams import _FrameWarper, resonance_eq
 from tests.core.speech_data import speech
 
 PARAMS = [
     VoiceParams(alpha=0.8),
     VoiceParams(alpha=0.55, vtl=1.15, pitch=1.25),  # pitch > 1 adds look-ahead
     VoiceParams(alpha=0.95, vtl=0.85, pitch=0.8),
+    VoiceParams(alpha=0.95, eq=((300.0, 30.0), (1400.0, 20.0), (5000.0, 25.0))),  # the resonant preset's EQ
 ]
 
 
@@ -85,14 +86,16 @@ def test_clipped_input_never_exceeds_full_scale(params: VoiceParams) -> None:
     assert np.sqrt(np.mean(y ** 2)) > 0.1  # limited, not muted
 
 
-def test_digital_silence_passes_through() -> None:
+@pytest.mark.parametrize('params', [VoiceParams(alpha=0.6, pitch=1.2), PARAMS[-1]], ids=['pitch', 'eq'])
+def test_digital_silence_passes_through(params: VoiceParams) -> None:
     sr = 16000
     s = speech(1, seconds=1.0)
     x = np.concatenate((np.zeros(sr // 2, np.float32), s, np.zeros(sr, np.float32), s[:sr // 4]))
-    anon = McAdamsAnonymizer(McAdamsConfig(), VoiceParams(alpha=0.6, pitch=1.2))
+    anon = McAdamsAnonymizer(McAdamsConfig(), params)
     y = stream(anon, x, 160)[anon.latency_samples:]
     assert not np.any(y[:sr // 2 - 320])  # leading silence stays exact zeros
-    gap = slice(sr // 2 + s.size + 400, sr // 2 + s.size + sr - 400)  # a frame + look-ahead away from speech
+    margin = 400 + (256 if params.eq else 0)  # a frame + look-ahead (+ the 16 ms EQ tail) away from speech
+    gap = slice(sr // 2 + s.size + margin, sr // 2 + s.size + sr - 400)
     assert not np.any(y[gap])
     assert np.any(y[sr // 2:sr // 2 + s.size])
 
@@ -140,6 +143,9 @@ def test_strength_is_random_per_run() -> None:
     {'hop_ms': 15.0},
     {'lpc_order': 1},
     {'max_pole_radius': 1.0},
+    {'eq_peaks': 3, 'eq_gain_db_range': (20.0, 20.0)},  # a fixed EQ is undone like a fixed alpha
+    {'eq_peaks': 3, 'eq_band_hz': (200.0, 9000.0)},  # above Nyquist
+    {'eq_peaks': 9},
 ])
 def test_config_rejects(kwargs: dict[str, object]) -> None:
     with pytest.raises(InputError):
@@ -168,7 +174,7 @@ def test_presets_and_latency_budget() -> None:
     strong = McAdamsAnonymizer(McAdamsConfig.preset(Strength.STRONG))
     assert strong.params.vtl >= 1.2
     assert McAdamsAnonymizer(McAdamsConfig.preset(Strength.BALANCED)).params.vtl <= 1.14
-    with pytest.raises(InputError, match='strong, balanced, mcadams'):
+    with pytest.raises(InputError, match='strong, balanced, mcadams, resonant'):
         Strength.parse('off')
     for s in Strength:
         anon = McAdamsAnonymizer(McAdamsConfig.preset(s))
@@ -184,3 +190,31 @@ def test_vtl_warp_is_monotone_without_pile_up(vtl: float) -> None:
     assert np.all(np.diff(out) > 0)  # distinct formants stay distinct (no stack at Nyquist)
     assert out[-1] < np.pi
     np.testing.assert_allclose(out[phi < 0.6], vtl * phi[phi < 0.6])  # speech band: plain scaling
+
+
+def test_resonant_eq_is_drawn_per_run_and_keeps_level() -> None:
+    cfg = McAdamsConfig.preset(Strength.RESONANT)
+    draws = [McAdamsAnonymizer(cfg).params for _ in range(20)]
+    assert len({p.eq for p in draws}) == 20
+    for p in draws:
+        assert len(p.eq) == 3
+        assert all(200.0 <= hz <= 6000.0 and 15.0 <= db <= 30.0 for hz, db in p.eq)
+    # The other presets draw exactly as before (the EQ is drawn last, only when enabled).
+    strong = VoiceParams.draw(McAdamsConfig(), np.random.default_rng(5))
+    assert strong.eq == ()
+    x = speech(0)
+    for p in draws[:5]:
+        y = anonymize_offline(x, cfg, p)
+        ratio = float(np.sqrt(np.mean(y.astype(np.float64) ** 2) / np.mean(x.astype(np.float64) ** 2)))
+        assert 0.3 < ratio < 3.0  # boosts of up to +30 dB, normalized for a speech-like spectrum
+
+
+def test_resonant_eq_shape() -> None:
+    cfg = McAdamsConfig.preset(Strength.RESONANT)
+    h = resonance_eq(cfg, VoiceParams(alpha=1.0, eq=((1000.0, 30.0),)))
+    assert h is not None and h.size == 256  # 16 ms, causal: no added algorithmic latency
+    mag = 20 * np.log10(np.abs(np.fft.rfft(h, 4096)))
+    f = np.fft.rfftfreq(4096, 1 / 16000)
+    assert abs(f[int(np.argmax(mag))] - 1000.0) < 60.0
+    assert 27.0 < mag.max() - mag[f > 6000].mean() < 33.0
+    assert resonance_eq(cfg, VoiceParams(alpha=1.0)) is None

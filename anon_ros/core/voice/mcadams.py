@@ -65,6 +65,7 @@ class Strength(enum.Enum):
     STRONG = 'strong'
     BALANCED = 'balanced'
     MCADAMS = 'mcadams'
+    RESONANT = 'resonant'
 
     @classmethod
     def parse(cls, name: str) -> Strength:
@@ -98,6 +99,10 @@ class McAdamsConfig:
     vtl_random_direction: bool = False
     pitch_range: tuple[float, float] = (1.0, 1.0)
     pitch_random_direction: bool = False
+    eq_peaks: int = 0
+    eq_gain_db_range: tuple[float, float] = (15.0, 30.0)
+    eq_band_hz: tuple[float, float] = (200.0, 6000.0)
+    eq_width_mel: float = 200.0
     max_pole_radius: float = 0.995
     limiter: LimiterConfig = field(default_factory=LimiterConfig)
 
@@ -124,6 +129,15 @@ class McAdamsConfig:
             if both and rng[0] < 1.0:
                 msg = f'{name}_random_direction needs {name}_range >= 1 (sizes of the change), got {rng!r}'
                 raise InputError(msg)
+        if not 0 <= self.eq_peaks <= 8:
+            msg = f'eq_peaks must be in [0, 8], got {self.eq_peaks}'
+            raise InputError(msg)
+        if self.eq_peaks:
+            _check_range('eq_gain_db_range', self.eq_gain_db_range, 0.0, 40.0, strict=True)
+            _check_range('eq_band_hz', self.eq_band_hz, 20.0, self.sample_rate / 2, strict=True)
+            if not 20.0 <= self.eq_width_mel <= 1000.0:
+                msg = f'eq_width_mel must be in [20, 1000], got {self.eq_width_mel}'
+                raise InputError(msg)
         if not 0.5 < self.max_pole_radius < 1.0:
             msg = ('max_pole_radius must be in (0.5, 1) to keep poles inside the unit circle, got '
                    f'{self.max_pole_radius}')
@@ -138,6 +152,8 @@ class McAdamsConfig:
             return cls(sample_rate=sample_rate, alpha_range=(0.95, 1.0), vtl_range=(1.06, 1.14))
         if strength is Strength.MCADAMS:
             return cls(sample_rate=sample_rate, alpha_range=(0.5, 0.9), vtl_range=(1.0, 1.0))
+        if strength is Strength.RESONANT:
+            return cls(sample_rate=sample_rate, alpha_range=(0.9, 1.0), vtl_range=(1.0, 1.0), eq_peaks=3)
         msg = f'unknown strength {strength!r}'
         raise AssertionError(msg)
 
@@ -154,11 +170,12 @@ class McAdamsConfig:
 
 @dataclass(frozen=True)
 class VoiceParams:
-    """One run's anonymization strength: McAdams alpha, formant scale, pitch factor."""
+    """One run's anonymization strength: McAdams alpha, formant scale, pitch factor, EQ peaks (Hz, dB)."""
 
     alpha: float
     vtl: float = 1.0
     pitch: float = 1.0
+    eq: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.3 <= self.alpha <= 1.5:
@@ -170,6 +187,10 @@ class VoiceParams:
         if not 0.5 <= self.pitch <= 2.0:
             msg = f'pitch must be in [0.5, 2.0], got {self.pitch}'
             raise InputError(msg)
+        for centre_hz, gain_db in self.eq:
+            if not (centre_hz > 0.0 and -40.0 <= gain_db <= 40.0):
+                msg = f'eq peaks must be (centre Hz > 0, gain in [-40, 40] dB), got {self.eq!r}'
+                raise InputError(msg)
 
     @classmethod
     def draw(cls, config: McAdamsConfig, rng: np.random.Generator | None = None) -> VoiceParams:
@@ -178,7 +199,11 @@ class VoiceParams:
         alpha = float(gen.uniform(*config.alpha_range))
         vtl = _draw_factor(gen, config.vtl_range, config.vtl_random_direction)
         pitch = _draw_factor(gen, config.pitch_range, config.pitch_random_direction)
-        return cls(alpha=alpha, vtl=vtl, pitch=pitch)
+        # Drawn last and only when enabled, so the other presets' draws for a given seed are unchanged.
+        lo, hi = (_mel(f) for f in config.eq_band_hz)
+        eq = tuple((_mel_to_hz(float(gen.uniform(lo, hi))), float(gen.uniform(*config.eq_gain_db_range)))
+                   for _ in range(config.eq_peaks))
+        return cls(alpha=alpha, vtl=vtl, pitch=pitch, eq=eq)
 
 
 def _draw_factor(gen: np.random.Generator, rng: tuple[float, float], random_direction: bool) -> float:
@@ -186,6 +211,46 @@ def _draw_factor(gen: np.random.Generator, rng: tuple[float, float], random_dire
     size = math.exp(gen.uniform(math.log(rng[0]), math.log(rng[1])))
     flip = gen.random() < 0.5  # drawn either way, so the alpha/vtl/pitch sequence is the same for both modes
     return float(1.0 / size if random_direction and flip else size)
+
+
+def _mel(hz: float) -> float:
+    return 2595.0 * math.log10(1.0 + hz / 700.0)
+
+
+def _mel_to_hz(mel: float) -> float:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+def resonance_eq(config: McAdamsConfig, params: VoiceParams) -> np.ndarray | None:
+    """Minimum-phase FIR (16 ms) of ``params.eq``'s Gaussian-in-mel peaks; None when there are none.
+
+    A stationary EQ is a constant offset per mel band, which the cepstral mean normalization of ASR front ends
+    removes, while Resemblyzer's (linear, not log) mel power is dominated by the boosted bands. Peaks wide in mel
+    keep each ASR filter's gain nearly flat, so the offset stays removable. The gain is normalized to unity for a
+    speech-like spectrum (-6 dB/octave above 500 Hz) so the limiter stays idle on normal speech.
+    """
+    if not params.eq:
+        return None
+    fs = config.sample_rate
+    taps = int(round(0.016 * fs))
+    nfft = 1 << (4 * taps - 1).bit_length()
+    f = np.linspace(0.0, fs / 2, nfft // 2 + 1)
+    m = 2595.0 * np.log10(1.0 + f / 700.0)
+    gain_db = np.zeros_like(f)
+    for centre_hz, g in params.eq:
+        gain_db += g * np.exp(-0.5 * ((m - _mel(centre_hz)) / config.eq_width_mel) ** 2)
+    log_mag = gain_db * (math.log(10.0) / 20.0)
+    # Minimum phase by folding the real cepstrum of the log magnitude (homomorphic method).
+    cep = np.fft.irfft(log_mag, nfft)
+    fold = np.zeros(nfft)
+    fold[0] = fold[nfft // 2] = 1.0
+    fold[1:nfft // 2] = 2.0
+    h = np.fft.irfft(np.exp(np.fft.rfft(cep * fold)), nfft)[:taps]
+    h *= np.hanning(2 * taps)[taps:]  # taper the truncation
+    weight = 1.0 / (1.0 + (f / 500.0) ** 2)
+    power = float(np.sum(weight * np.abs(np.fft.rfft(h, nfft)) ** 2) / np.sum(weight))
+    out: np.ndarray = (h / math.sqrt(power)).astype(_F64)
+    return out
 
 
 def _periodic_sqrt_hann(n: int) -> np.ndarray:
@@ -292,8 +357,11 @@ def anonymize_offline(x: FloatArray, config: McAdamsConfig, params: VoiceParams)
     while q - pad < x.size and q + n + fw.ahead <= xp.size:
         acc[q:q + n] += fw.frame(xp[q - fw.behind:q + n + fw.ahead])
         q += hop
-    y = acc[pad:pad + x.size].astype(np.float32)
-    return PeakLimiter(config.limiter, config.sample_rate).process(y)
+    y = acc[pad:pad + x.size]
+    eq = resonance_eq(config, params)
+    if eq is not None:
+        y = scipy.signal.lfilter(eq, [1.0], y)
+    return PeakLimiter(config.limiter, config.sample_rate).process(y.astype(np.float32))
 
 
 class McAdamsAnonymizer:
@@ -306,6 +374,7 @@ class McAdamsAnonymizer:
         self._fw = _FrameWarper(self._config, self._params)
         self._chunk = max(1, int(round(chunk_ms * 1e-3 * self._config.sample_rate)))
         self._limiter = PeakLimiter(self._config.limiter, self._config.sample_rate)
+        self._eq = resonance_eq(self._config, self._params)
         self.reset()
 
     @property
@@ -343,6 +412,7 @@ class McAdamsAnonymizer:
         self._q = fw.behind  # padded index where the next frame starts
         self._acc = np.zeros(fw.n, dtype=_F64)  # overlap-add accumulator starting at _q
         self._out = np.zeros(self.latency_samples, dtype=np.float32)  # FIFO primed with the delay
+        self._eq_state = np.zeros(0 if self._eq is None else self._eq.size - 1, dtype=_F64)
         self._limiter.reset()
 
     def process(self, chunk: FloatArray) -> FloatArray:
@@ -369,8 +439,10 @@ class McAdamsAnonymizer:
             final = np.concatenate(done)
             first = self._q - hop * len(done)  # padded index of final[0]
             skip = max(0, self._pad - first)  # outputs for negative time (the front padding) are dropped
-            final = final[skip:].astype(np.float32)
-            self._out = np.concatenate((self._out, self._limiter.process(final)))
+            final = final[skip:]
+            if self._eq is not None and final.size:
+                final, self._eq_state = scipy.signal.lfilter(self._eq, [1.0], final, zi=self._eq_state)
+            self._out = np.concatenate((self._out, self._limiter.process(final.astype(np.float32))))
         k = chunk.size
         out, self._out = self._out[:k], self._out[k:]
         if out.size != k:  # cannot happen by construction; fail loudly rather than emit a short chunk
