@@ -770,11 +770,12 @@ def _frame(tag: Any, result: Any) -> Frame:
     return (tag, None, None) if result.failed else (tag, result.image, result.mask)
 
 
-def default_face_factory(threads: int = 1, detect_every: int = 3) -> FaceFactory:
+def default_face_factory(threads: int = 2, detect_every: int = 3) -> FaceFactory:
     """Per-topic look-ahead face anonymizer (:class:`LookaheadFrames`; models loaded once per topic).
 
     ``threads``: onnxruntime threads of the detectors, which run in their own thread beside the decoding, masking
-    and writing in the caller's thread (1 suits 2 cores). ``detect_every``: keyframe spacing.
+    and writing in the caller's thread (their pool threads sleep when idle, so 2 use a core only while it is free).
+    ``detect_every``: keyframe spacing.
     """
     from anon_ros.core.face_pipeline import FaceAnonymizerConfig
     from anon_ros.core.lookahead import LookaheadFaceAnonymizer

@@ -190,7 +190,7 @@ def main() -> int:
     parser.add_argument('--detect-every', type=int, action='append', default=None,
                         help='keyframe spacing of the offline runs (repeatable; default 3)')
     parser.add_argument('--threads', type=int, action='append', default=None,
-                        help='detector threads of the offline runs (repeatable; default 1)')
+                        help='detector threads of the offline runs (repeatable; default 2)')
     parser.add_argument('--skip', action='append', default=[], choices=['writer', 'recorder', 'offline'])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix='bench_bags_') as tmp_name:
@@ -201,7 +201,7 @@ def main() -> int:
             bench_recorder(tmp, args.seconds)
         if 'offline' not in args.skip:
             for every in args.detect_every or [3]:
-                for threads in args.threads or [1]:
+                for threads in args.threads or [2]:
                     bench_offline(tmp, args.offline_seconds, every, threads)
     return 0
 

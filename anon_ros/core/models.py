@@ -108,6 +108,9 @@ def open_session(path: Path, threads: int) -> ort.InferenceSession:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads spin by default: on 2 cores that burns the core the rest of the pipeline needs (measured
+    # YOLO at 720p, 2 threads: 141 ms CPU per frame spinning, 77 ms without, and faster in wall time too).
+    opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
     opts.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=['CPUExecutionProvider'])
