@@ -26,6 +26,7 @@ import sqlite3
 import struct
 import sys
 import threading
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -41,7 +42,7 @@ from rosbags.interfaces import (
 )
 from rosbags.rosbag2.enums import CompressionMode
 from rosbags.rosbag2.metadata import dump_qos_v9, parse_qos
-from rosbags.rosbag2.storage_mcap import McapWriter
+from rosbags.rosbag2.storage_mcap import McapWriter, PendingChunk
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from ruamel.yaml import YAML
@@ -280,6 +281,66 @@ class _FileIn:
         return self.directory / other
 
 
+# MCAP record layouts (little endian, no padding): opcode + content length, then the content.
+_RECORD = struct.Struct('<BQ')
+_MESSAGE = struct.Struct('<BQHIQQ')  # record header + channel id, sequence, log time, publish time
+_CHUNK = struct.Struct('<QQQIIQ')  # start, end, uncompressed size, crc (0: none), '' compression, compressed size
+_MESSAGE_INDEX_ENTRY = struct.Struct('<QQ')  # log time, offset in the chunk
+_CHUNK_INDEX_OFFSET = struct.Struct('<HQ')  # channel id, offset of its message index
+
+
+class _LeanMcapWriter(McapWriter):
+    """rosbags' MCAP writer (pinned version) with fewer copies of large messages: for uncompressed chunks, a message
+    goes into the chunk buffer once and the chunk into the file without first being copied into a record. Same
+    records on disk. A 1280x720 RGB-D frame was copied five times on its way to the file."""
+
+    def write(self, connection: Connection, timestamp: int, data: bytes | bytearray | memoryview) -> None:
+        if self.compression:
+            super().write(connection, timestamp, data)  # type: ignore[arg-type]
+            return
+        self.message_start_time = min(timestamp, self.message_start_time)
+        self.message_end_time = max(timestamp, self.message_end_time)
+        self.channel_stats[connection.id] += 1
+        chunk = self.chunk
+        chunk.message_start_time = min(timestamp, chunk.message_start_time)
+        chunk.message_end_time = max(timestamp, chunk.message_end_time)
+        chunk.msgs[connection.id].append((timestamp, chunk.bio.tell()))
+        chunk.bio.write(_MESSAGE.pack(0x05, _MESSAGE.size - _RECORD.size + len(data), connection.id, 0, timestamp,
+                                      timestamp))
+        chunk.bio.write(data)
+        if chunk.bio.tell() > 2**20:
+            self.close_chunk()
+
+    def close_chunk(self) -> None:
+        if self.compression:
+            super().close_chunk()
+            return
+        chunk = self.chunk
+        size = chunk.bio.tell()
+        chunk_start = self.bio.tell()
+        self.bio.write(_RECORD.pack(0x06, _CHUNK.size + size))
+        self.bio.write(_CHUNK.pack(chunk.message_start_time, chunk.message_end_time, size, 0, 0, size))
+        with chunk.bio.getbuffer() as records:
+            self.bio.write(records)
+        chunk_end = self.bio.tell()
+        index_offsets = []
+        for channel, entries in chunk.msgs.items():
+            index_offsets.append((channel, self.bio.tell()))
+            body = struct.pack('<HI', channel, len(entries) * _MESSAGE_INDEX_ENTRY.size) + b''.join(
+                _MESSAGE_INDEX_ENTRY.pack(ts, offset) for ts, offset in entries)
+            self.bio.write(_RECORD.pack(0x07, len(body)))
+            self.bio.write(body)
+        # The chunk index record's content; the summary section is written from it on close.
+        index = io.BytesIO()
+        index.write(struct.pack('<QQQQI', chunk.message_start_time, chunk.message_end_time, chunk_start,
+                                chunk_end - chunk_start, len(index_offsets) * _CHUNK_INDEX_OFFSET.size))
+        for channel, offset in index_offsets:
+            index.write(_CHUNK_INDEX_OFFSET.pack(channel, offset))
+        index.write(struct.pack('<QIQQ', self.bio.tell() - chunk_end, 0, size, size))  # '' compression
+        self.chunks.append(index)
+        self.chunk = PendingChunk(2**63 - 1, 0, io.BytesIO(), defaultdict(list))
+
+
 class BagWriter:
     """A rosbag2 bag written message by message, split by size/duration, flushed to disk on demand.
 
@@ -337,7 +398,7 @@ class BagWriter:
         stem = f'{self.path.name}_{len(self._files)}'
         where = _FileIn(self.path, stem)
         if self.storage_format is StorageFormat.MCAP:
-            self._storage = McapWriter(where, CompressionMode.NONE)  # type: ignore[arg-type]
+            self._storage = _LeanMcapWriter(where, CompressionMode.NONE)  # type: ignore[arg-type]
         elif self.storage_format is StorageFormat.SQLITE3:
             self._storage = Sqlite3Writer(where, CompressionMode.NONE)  # type: ignore[arg-type]
         else:
