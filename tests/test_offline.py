@@ -325,7 +325,19 @@ def test_real_anonymizers_change_faces_not_background(tmp_path: Path, photo: str
     assert a.shape == b.shape and np.abs(a - b).mean() > 0.01
 
 
-def test_paired_depth_keeps_the_scene_and_loses_the_face_geometry(tmp_path: Path) -> None:
+def padded_depth(depth: np.ndarray, padding: int) -> Image:
+    """A 32FC1 Image whose rows carry ``padding`` extra bytes (``step`` > width x 4), as some drivers publish."""
+    msg = fill_image(Image(), depth, '32FC1')
+    if padding:
+        rows = np.zeros((depth.shape[0], depth.shape[1] * 4 + padding), np.uint8)
+        rows[:, :depth.shape[1] * 4] = depth.view(np.uint8).reshape(depth.shape[0], -1)
+        msg.step = rows.shape[1]
+        msg.data = rows.tobytes()
+    return msg
+
+
+@pytest.mark.parametrize('row_padding', [0, 8])
+def test_paired_depth_keeps_the_scene_and_loses_the_face_geometry(tmp_path: Path, row_padding: int) -> None:
     """A depth map of a face is 3D face geometry: where the image was anonymized, the paired depth becomes flat at
     the head's depth; elsewhere it is unchanged. A depth frame of a failed image, or one no image used, is blank."""
     src, dst = tmp_path / 'in', tmp_path / 'out'
@@ -342,7 +354,7 @@ def test_paired_depth_keeps_the_scene_and_loses_the_face_geometry(tmp_path: Path
                 img = fill_image(Image(), rgb, 'rgb8')
                 _stamp(img, stamp)
                 w.write(img_id, stamp, serialize_message(img))
-            d = fill_image(Image(), depth, '32FC1')
+            d = padded_depth(depth, row_padding)
             _stamp(d, stamp)
             w.write(depth_id, stamp + 1, serialize_message(d))
 
