@@ -64,7 +64,8 @@ class VoiceAnonymizerNode(Node):
         strength = Strength.parse(declare(
             self, 'strength', Strength.STRONG.value,
             'McAdams + formant-warp ranges (a fresh random strength is drawn per run from them): strong (privacy '
-            'first), balanced (more intelligible), mcadams (VoicePrivacy-style alpha 0.5-0.9)',
+            'first), balanced (more intelligible), mcadams (VoicePrivacy-style alpha 0.5-0.9), resonant (random '
+            'resonance EQ: intelligible, but undone in part by spectrum-flattening attackers)',
             choices=[s.value for s in Strength]))
         onnx_model = declare(self, 'onnx_model', '', 'streaming ONNX converter (backend onnx)')
         onnx_chunk = declare(self, 'onnx_chunk_samples', 320, 'samples per ONNX call', min_value=1, max_value=96000)

@@ -4,7 +4,8 @@ Per frame (20 ms, sqrt-Hann, hop 10 ms): LPC envelope by autocorrelation + Levin
 angle phi becomes ``W(phi**alpha)`` (McAdams warp, then a piecewise-linear vocal-tract-length warp W), pole radii
 are clamped inside the unit circle; the residual is optionally time-scaled inside the frame (granular pitch shift);
 re-synthesis, sqrt-Hann synthesis window, overlap-add. Each frame's energy is matched to the input frame's (the
-warp alone raises the level up to x85 at alpha 0.5), and a :class:`PeakLimiter` guards full scale.
+warp alone raises the level up to x85 at alpha 0.5), an optional random resonance EQ (:func:`resonance_eq`, a
+causal 16 ms FIR) follows, and a :class:`PeakLimiter` guards full scale.
 
 Strength is drawn at random per run (:meth:`VoiceParams.draw`): a fixed alpha is undone by an attacker who applies
 it to enrolment speech, so the configuration holds ranges, never one value.
@@ -15,6 +16,13 @@ with the piecewise warp, +22 with a clipped linear one; fixed alpha 0.8: EER 16.
 far more WER (vtl 0.87: +35) for less privacy; pitch
 shifting barely moves the attacker (pitch 1.33: EER 6.5 %, WER +8) and adds latency, so it is off by default.
 Formant-bandwidth scaling, high-band-only warps and spectral tilt were tried and did not raise the EER at all.
+Replacing the excitation barely moves the attacker either (1 draw each: whispered/noise excitation EER 12.4 %,
+WER 38.3 %; monotone pulse excitation 4.3 %, 32.9 %; pulse excitation at 1.5x the tracked F0 8.7 %, 36.7 %): it
+identifies speakers by the spectral envelope. A random stationary EQ does move it while costing pocketsphinx
+little, because its cepstral mean normalization removes a fixed per-band offset (1 draw each: +-20 dB over 12 bands
+EER 15.2 %, WER 27.1 %; three Gaussian-in-mel peaks of +15-30 dB, 200 mel wide: 32.6 %, WER 36.7 %; narrower or
+more peaks cost more WER). Caveat: an attacker who flattens each utterance's long-term spectrum before embedding
+undoes much of the EQ (see the RESONANT preset).
 
 Frames are independent given their samples; streaming only buffers, so :meth:`McAdamsAnonymizer.process` over any
 chunking equals :func:`anonymize_offline` of the whole signal delayed by ``latency_samples``.
@@ -59,6 +67,10 @@ class Strength(enum.Enum):
     STRONG (the default, privacy first): McAdams alpha U[0.9, 1] + upward formant warp x1.22-1.32:
     EER 37.7 % / 21.0 %, WER 92.9 %. BALANCED: alpha U[0.95, 1] + warp x1.06-1.14: EER 11.6 % / 9.4 %, WER 42.9 %.
     MCADAMS: VoicePrivacy-style alpha U[0.5, 0.9] alone: EER 28.4 % / 35.5 %, WER 81.5 %.
+    RESONANT: alpha U[0.9, 1] + three random resonance-EQ peaks (+15-30 dB, 200-6000 Hz): EER 32.1 % / 35.5 %,
+    WER 32.3 % (latency 29.9 ms, RTF 0.039): the best privacy within the WER budget, but an attacker who flattens
+    each utterance's long-term spectrum before embedding gets EER 16.5 % (1 draw; STRONG keeps 30.7 %), so it
+    is not the default. Four peaks of +18-32 dB with alpha U[0.85, 1]: EER 33.3 % / 41.1 %, WER 64.4 %.
     No DSP setting reached EER >= 40 % with WER within 15 points of the original.
     """
 
@@ -88,6 +100,8 @@ class McAdamsConfig:
     and ``pitch_random_direction``: the same for the pitch factor (factors > 1 add look-ahead latency).
     ``(1, 1)`` disables either. Measured (bench/bench_voice.py): downward formant shifts cost far more
     intelligibility than upward ones, so the default warps upward only; its size stays random.
+    ``eq_peaks`` (0 = off) resonance peaks of the output EQ: centres uniform in mel over ``eq_band_hz``, gains
+    uniform in ``eq_gain_db_range``, Gaussian in mel with standard deviation ``eq_width_mel``.
     """
 
     sample_rate: int = 16000
