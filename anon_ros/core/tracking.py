@@ -243,7 +243,10 @@ class HeadTracker:
             box = self._predicted(t, -min(age, t.unseen), grown=False)[None]
             size = float(np.sqrt(max(float(np.prod(_cxcywh(box[0])[2:])), 1e-6)))
             ratio = np.maximum(fresh_size, size) / np.minimum(fresh_size, size)
-            dup = same_head(box, fresh_boxes)[0] & (ratio <= self.cfg.match_size_ratio)
+            # Only a head found by the other detector (face vs pose) is a duplicate: two heads that one detector
+            # found apart are two people, however close they walk (dropping one would show its face).
+            other_detector = np.array([(t.source == HeadSource.FACE) != (f.source == HeadSource.FACE) for f in fresh])
+            dup = same_head(box, fresh_boxes)[0] & (ratio <= self.cfg.match_size_ratio) & other_detector
             if not dup.any():
                 keep.append(t)
                 continue
