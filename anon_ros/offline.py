@@ -770,19 +770,22 @@ def _frame(tag: Any, result: Any) -> Frame:
     return (tag, None, None) if result.failed else (tag, result.image, result.mask)
 
 
-def default_face_factory(threads: int = 2, detect_every: int = 3) -> FaceFactory:
+def default_face_factory(threads: int = 2, detect_every: int = 3, face_every: int = 2) -> FaceFactory:
     """Per-topic look-ahead face anonymizer (:class:`LookaheadFrames`; models loaded once per topic).
 
     ``threads``: onnxruntime threads of the detectors, which run in their own thread beside the decoding, masking
     and writing in the caller's thread (their pool threads sleep when idle, so 2 use a core only while it is free).
-    ``detect_every``: keyframe spacing.
+    ``detect_every``: keyframe spacing. ``face_every``: the backup face detector on every n-th keyframe (a frame
+    between keyframes sees the faces found on both sides; on the walking stream, 2 left no head pixel raw over 240
+    frames, as 1 did, for a quarter less detection time).
     """
     from anon_ros.core.face_pipeline import FaceAnonymizerConfig
     from anon_ros.core.lookahead import LookaheadFaceAnonymizer
 
     def make(topic: str) -> FrameStream:
         _ = topic
-        return LookaheadFrames(LookaheadFaceAnonymizer(FaceAnonymizerConfig(threads=threads, detect_every=detect_every)))
+        config = FaceAnonymizerConfig(threads=threads, detect_every=detect_every)
+        return LookaheadFrames(LookaheadFaceAnonymizer(config, face_every=face_every))
 
     return make
 

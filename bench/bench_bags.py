@@ -26,18 +26,23 @@ ensure_ament_prefix()
 W, H, HZ, AUDIO_RATE, CHUNK = 1280, 720, 30, 16000, 320
 
 
-def _scene(i: int) -> np.ndarray:
-    """A 720p frame with two real faces (astronaut, grace_hopper) drifting across a textured background."""
+def _scene(i: int, w: int = W, h: int = H) -> np.ndarray:
+    """A frame with two real faces (astronaut, grace_hopper; 300x330 px at 720p) drifting across a textured
+    background."""
     import cv2
 
     from anon_ros.core.sample_images import load_sample_image
 
     rng = np.random.default_rng(0)
-    frame = (rng.integers(60, 200, (H // 8, W // 8, 3), dtype=np.uint8)).repeat(8, 0).repeat(8, 1)
+    frame = (rng.integers(60, 200, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)).repeat(8, 0).repeat(8, 1)[:h, :w]
+    frame = np.ascontiguousarray(frame)
+    sx, sy = w / 1280, h / 720
+    fw, fh = round(300 * min(sx, sy)), round(330 * min(sx, sy))
     for k, name in enumerate(('astronaut', 'grace_hopper')):
-        img = cv2.resize(np.asarray(load_sample_image(name)), (300, 330))
-        x = 100 + k * 600 + (i * 3) % 200
-        frame[200:530, x:x + 300] = img
+        img = cv2.resize(np.asarray(load_sample_image(name)), (fw, fh))
+        x = round((100 + k * 600 + (i * 3) % 200) * sx)
+        y = round(200 * sy)
+        frame[y:y + fh, x:x + fw] = img
     return frame
 
 
@@ -133,7 +138,7 @@ def bench_recorder(tmp: Path, seconds: float) -> None:
         print('  recorder:', line.split(': ', 1)[-1][-400:])
 
 
-def bench_offline(tmp: Path, seconds: float, detect_every: int, threads: int) -> None:
+def bench_offline(tmp: Path, seconds: float, detect_every: int, threads: int, size: tuple[int, int] = (W, H)) -> None:
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image
 
@@ -147,7 +152,8 @@ def bench_offline(tmp: Path, seconds: float, detect_every: int, threads: int) ->
     )
     from anon_ros_msgs.msg import AudioStamped
 
-    src = tmp / f'offline_in_{detect_every}_{threads}'
+    w_px, h_px = size
+    src = tmp / f'offline_in_{detect_every}_{threads}_{w_px}x{h_px}'
     n = int(seconds * HZ)
     t0 = 1_700_000_000 * 10**9
     rng = np.random.default_rng(1)
@@ -155,10 +161,10 @@ def bench_offline(tmp: Path, seconds: float, detect_every: int, threads: int) ->
         img_id = w.add_topic('/cam/image', resolve_type('sensor_msgs/msg/Image'))
         depth_id = w.add_topic('/cam/depth', resolve_type('sensor_msgs/msg/Image'))
         audio_id = w.add_topic('/audio', resolve_type('anon_ros_msgs/msg/AudioStamped'))
-        depth = fill_image(Image(), np.full((H, W), 3.5, np.float32), '32FC1')
+        depth = fill_image(Image(), np.full((h_px, w_px), 3.5, np.float32), '32FC1')
         for i in range(n):
             ts = t0 + i * 10**9 // HZ
-            img = fill_image(Image(), _scene(i), 'rgb8')
+            img = fill_image(Image(), _scene(i, w_px, h_px), 'rgb8')
             for m in (img, depth):
                 m.header.stamp.sec, m.header.stamp.nanosec = ts // 10**9, ts % 10**9
             w.write(img_id, ts, serialize_message(img))
@@ -171,12 +177,12 @@ def bench_offline(tmp: Path, seconds: float, detect_every: int, threads: int) ->
             w.write(audio_id, ts, serialize_message(a))
     cpu0 = time.process_time()
     report = anonymize_bag(
-        src, tmp / f'offline_out_{detect_every}_{threads}', default_face_factory(threads, detect_every),
+        src, tmp / f'offline_out_{detect_every}_{threads}_{w_px}x{h_px}', default_face_factory(threads, detect_every),
         default_voice_factory(seed=0), BagAnonymizeConfig(depth_pairs={'/cam/image': '/cam/depth'}),
     )
     cpu = time.process_time() - cpu0
     print(f'anonymize-bag (detect_every={detect_every}, {threads} detector threads): {seconds:.1f} s of '
-          f'1280x720 RGB-D at {HZ} Hz + audio in '
+          f'{w_px}x{h_px} RGB-D at {HZ} Hz + audio in '
           f'{report.wall_s:.1f} s = {report.realtime_factor:.2f}x real time '
           f'({n / report.wall_s:.1f} frames/s, {report.topics["/cam/image"].failed} failed); '
           f'{cpu / seconds:.2f} CPU s per bag s (real time on 2 idle cores needs < 2 and threads that overlap); '
@@ -189,6 +195,8 @@ def main() -> int:
     parser.add_argument('--offline-seconds', type=float, default=10.0, help='bag length for the offline run')
     parser.add_argument('--detect-every', type=int, action='append', default=None,
                         help='keyframe spacing of the offline runs (repeatable; default 3)')
+    parser.add_argument('--offline-size', action='append', default=None, metavar='WxH',
+                        help='frame size of the offline runs (repeatable; default 1280x720 and 640x480)')
     parser.add_argument('--threads', type=int, action='append', default=None,
                         help='detector threads of the offline runs (repeatable; default 2)')
     parser.add_argument('--skip', action='append', default=[], choices=['writer', 'recorder', 'offline'])
@@ -202,7 +210,9 @@ def main() -> int:
         if 'offline' not in args.skip:
             for every in args.detect_every or [3]:
                 for threads in args.threads or [2]:
-                    bench_offline(tmp, args.offline_seconds, every, threads)
+                    for size in args.offline_size or ['1280x720', '640x480']:
+                        w_px, h_px = (int(v) for v in size.split('x'))
+                        bench_offline(tmp, args.offline_seconds, every, threads, (w_px, h_px))
     return 0
 
 

@@ -76,10 +76,13 @@ class LookaheadFaceAnonymizer(Generic[Tag]):
         person_detector: PersonDetector | None = None,
         face_detector: FaceDetector | None = None,
         max_pending_keyframes: int = 2,
+        face_every: int = 1,
     ) -> None:
-        if max_pending_keyframes < 1:
-            msg = f'max_pending_keyframes must be >= 1, got {max_pending_keyframes}'
+        if max_pending_keyframes < 1 or face_every < 1:
+            msg = f'max_pending_keyframes and face_every must be >= 1, got {max_pending_keyframes} and {face_every}'
             raise InputError(msg)
+        self.face_every = face_every
+        self._keyframes = 0
         cfg = replace(config or FaceAnonymizerConfig(), async_detection=False)
         # The live anonymizer loads (and owns) the detectors; only they and the config are used from it.
         self._models = FaceAnonymizer(cfg, person_detector, face_detector)
@@ -147,16 +150,22 @@ class LookaheadFaceAnonymizer(Generic[Tag]):
             self._submit(last)
         out = self._drain(final=True)
         self._tracker.reset()
+        self._keyframes = 0
         return out
 
     def _submit(self, frame: _Frame[Tag]) -> None:
         assert frame.rgb is not None
-        self._keys.append(_Keyframe(frame.index, frame.hw, self._pool.submit(self._detect, frame.rgb)))
+        # The face detector on every face_every-th keyframe (and the first): a frame between keyframes sees the
+        # faces found before and after it, so the backup detector's cost can be spread.
+        with_faces = self._keyframes % self.face_every == 0
+        self._keyframes += 1
+        self._keys.append(_Keyframe(frame.index, frame.hw, self._pool.submit(self._detect, frame.rgb, with_faces)))
 
-    def _detect(self, rgb: np.ndarray) -> tuple[Detections, FaceDetections, float]:
+    def _detect(self, rgb: np.ndarray, with_faces: bool) -> tuple[Detections, FaceDetections, float]:
         t0 = time.perf_counter()
         people = self._models.person_detector(rgb)
-        faces = self._models.face_detector(rgb) if self._models.face_detector is not None else FaceDetections.empty()
+        face_detector = self._models.face_detector
+        faces = face_detector(rgb) if face_detector is not None and with_faces else FaceDetections.empty()
         return people, faces, (time.perf_counter() - t0) * 1e3
 
     def _drain(self, final: bool) -> list[tuple[Tag, FaceResult]]:
