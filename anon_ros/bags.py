@@ -290,9 +290,12 @@ _CHUNK_INDEX_OFFSET = struct.Struct('<HQ')  # channel id, offset of its message 
 
 
 class _LeanMcapWriter(McapWriter):
-    """rosbags' MCAP writer (pinned version) with fewer copies of large messages: for uncompressed chunks, a message
-    goes into the chunk buffer once and the chunk into the file without first being copied into a record. Same
-    records on disk. A 1280x720 RGB-D frame was copied five times on its way to the file."""
+    """rosbags' MCAP writer (pinned version) with fewer copies of large messages, for uncompressed chunks: a message
+    of ``DIRECT_BYTES`` or more goes straight into the file as a chunk of its own; smaller ones are copied once into
+    the pending chunk, which goes into the file without first being copied into a record. Same records on disk
+    (a 1280x720 RGB-D frame was copied five times on its way to the file)."""
+
+    DIRECT_BYTES = 2**20
 
     def write(self, connection: Connection, timestamp: int, data: bytes | bytearray | memoryview) -> None:
         if self.compression:
@@ -301,12 +304,23 @@ class _LeanMcapWriter(McapWriter):
         self.message_start_time = min(timestamp, self.message_start_time)
         self.message_end_time = max(timestamp, self.message_end_time)
         self.channel_stats[connection.id] += 1
+        header = _MESSAGE.pack(0x05, _MESSAGE.size - _RECORD.size + len(data), connection.id, 0, timestamp, timestamp)
+        if len(data) >= self.DIRECT_BYTES:
+            if self.chunk.bio.tell():
+                self.close_chunk()  # what is pending (schemas, channels, small messages) goes first
+            size = len(header) + len(data)
+            chunk_start = self.bio.tell()
+            self.bio.write(_RECORD.pack(0x06, _CHUNK.size + size))
+            self.bio.write(_CHUNK.pack(timestamp, timestamp, size, 0, 0, size))
+            self.bio.write(header)
+            self.bio.write(data)
+            self._index_chunk(timestamp, timestamp, chunk_start, size, {connection.id: [(timestamp, 0)]})
+            return
         chunk = self.chunk
         chunk.message_start_time = min(timestamp, chunk.message_start_time)
         chunk.message_end_time = max(timestamp, chunk.message_end_time)
         chunk.msgs[connection.id].append((timestamp, chunk.bio.tell()))
-        chunk.bio.write(_MESSAGE.pack(0x05, _MESSAGE.size - _RECORD.size + len(data), connection.id, 0, timestamp,
-                                      timestamp))
+        chunk.bio.write(header)
         chunk.bio.write(data)
         if chunk.bio.tell() > 2**20:
             self.close_chunk()
@@ -322,23 +336,27 @@ class _LeanMcapWriter(McapWriter):
         self.bio.write(_CHUNK.pack(chunk.message_start_time, chunk.message_end_time, size, 0, 0, size))
         with chunk.bio.getbuffer() as records:
             self.bio.write(records)
+        self._index_chunk(chunk.message_start_time, chunk.message_end_time, chunk_start, size, chunk.msgs)
+        self.chunk = PendingChunk(2**63 - 1, 0, io.BytesIO(), defaultdict(list))
+
+    def _index_chunk(self, start: int, end: int, chunk_start: int, size: int,
+                     msgs: Mapping[int, list[tuple[int, int]]]) -> None:
+        """Message index records after the chunk just written, and its chunk index entry for the summary."""
         chunk_end = self.bio.tell()
         index_offsets = []
-        for channel, entries in chunk.msgs.items():
+        for channel, entries in msgs.items():
             index_offsets.append((channel, self.bio.tell()))
             body = struct.pack('<HI', channel, len(entries) * _MESSAGE_INDEX_ENTRY.size) + b''.join(
                 _MESSAGE_INDEX_ENTRY.pack(ts, offset) for ts, offset in entries)
             self.bio.write(_RECORD.pack(0x07, len(body)))
             self.bio.write(body)
-        # The chunk index record's content; the summary section is written from it on close.
         index = io.BytesIO()
-        index.write(struct.pack('<QQQQI', chunk.message_start_time, chunk.message_end_time, chunk_start,
-                                chunk_end - chunk_start, len(index_offsets) * _CHUNK_INDEX_OFFSET.size))
+        index.write(struct.pack('<QQQQI', start, end, chunk_start, chunk_end - chunk_start,
+                                len(index_offsets) * _CHUNK_INDEX_OFFSET.size))
         for channel, offset in index_offsets:
             index.write(_CHUNK_INDEX_OFFSET.pack(channel, offset))
         index.write(struct.pack('<QIQQ', self.bio.tell() - chunk_end, 0, size, size))  # '' compression
         self.chunks.append(index)
-        self.chunk = PendingChunk(2**63 - 1, 0, io.BytesIO(), defaultdict(list))
 
 
 class BagWriter:
