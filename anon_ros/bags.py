@@ -27,7 +27,7 @@ import struct
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -523,12 +523,20 @@ class BagWriter:
 # ------------------------------------------------------------------------------------------------------ repair
 
 
-class WriteBehind:
-    """Writes to a :class:`BagWriter` from a thread of its own, so disk writes overlap the caller's work.
+Payload = bytes | bytearray | memoryview
+#: A message to write: its bytes, or a function that makes them (run in the writer's thread).
+Deferred = Payload | Callable[[], Payload]
 
-    ``write`` queues a message and returns; it blocks while ``max_bytes`` of messages wait. An error in the writer
-    thread is raised by the next ``write`` or by ``close``, which writes everything queued before it returns.
-    MCAP only: an sqlite3 connection belongs to the thread that opened it.
+
+class WriteBehind:
+    """Writes to a :class:`BagWriter` from a thread of its own, so serializing and disk writes overlap the caller's
+    work.
+
+    ``write`` queues a message (its bytes, or a function that makes them: the serialization then runs in the writer
+    thread) and returns; it blocks while ``max_bytes`` of messages wait (``nbytes`` estimates a function's). An
+    error in the writer thread, also one raised by such a function, is raised by the next ``write`` or by
+    ``close``, which writes everything queued before it returns; nothing is written after an error. MCAP only: an
+    sqlite3 connection belongs to the thread that opened it.
     """
 
     def __init__(self, writer: BagWriter, max_bytes: int = 256 * 1024 * 1024) -> None:
@@ -536,7 +544,7 @@ class WriteBehind:
             raise BagError(f'WriteBehind writes MCAP bags only, not {writer.storage_format.value}')
         self.writer = writer
         self.max_bytes = max_bytes
-        self._queue: list[tuple[int, int, bytes | bytearray | memoryview]] = []
+        self._queue: list[tuple[int, int, Deferred, int]] = []
         self._queued_bytes = 0
         self._cv = threading.Condition()
         self._closing = False
@@ -544,13 +552,14 @@ class WriteBehind:
         self._thread = threading.Thread(target=self._run, name='bag_writer', daemon=True)
         self._thread.start()
 
-    def write(self, topic_id: int, timestamp: int, data: bytes | bytearray | memoryview) -> None:
+    def write(self, topic_id: int, timestamp: int, data: Deferred, nbytes: int = 0) -> None:
+        size = nbytes if callable(data) else len(data)
         with self._cv:
             while self._queued_bytes >= self.max_bytes and self._error is None:
                 self._cv.wait()
             self._raise()
-            self._queue.append((topic_id, timestamp, data))
-            self._queued_bytes += len(data)
+            self._queue.append((topic_id, timestamp, data, size))
+            self._queued_bytes += size
             self._cv.notify_all()
 
     def close(self) -> None:
@@ -574,9 +583,9 @@ class WriteBehind:
                 if not self._queue:
                     return
                 batch, self._queue = self._queue, []
-            for i, (topic_id, timestamp, data) in enumerate(batch):
+            for topic_id, timestamp, data, size in batch:
                 try:
-                    self.writer.write(topic_id, timestamp, data)
+                    self.writer.write(topic_id, timestamp, data() if callable(data) else data)
                 except Exception as err:  # noqa: BLE001 - handed to the caller's thread
                     with self._cv:
                         self._error = err
@@ -585,7 +594,7 @@ class WriteBehind:
                         self._cv.notify_all()
                     return
                 with self._cv:
-                    self._queued_bytes -= len(batch[i][2])
+                    self._queued_bytes -= size
                     self._cv.notify_all()
 
 

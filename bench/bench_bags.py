@@ -198,7 +198,7 @@ def main() -> int:
     parser.add_argument('--offline-size', action='append', default=None, metavar='WxH',
                         help='frame size of the offline runs (repeatable; default 1280x720 and 640x480)')
     parser.add_argument('--threads', type=int, action='append', default=None,
-                        help='detector threads of the offline runs (repeatable; default 2)')
+                        help='detector threads of the offline runs (repeatable; default 1)')
     parser.add_argument('--skip', action='append', default=[], choices=['writer', 'recorder', 'offline'])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix='bench_bags_') as tmp_name:
@@ -209,7 +209,7 @@ def main() -> int:
             bench_recorder(tmp, args.seconds)
         if 'offline' not in args.skip:
             for every in args.detect_every or [3]:
-                for threads in args.threads or [2]:
+                for threads in args.threads or [1]:
                     for size in args.offline_size or ['1280x720', '640x480']:
                         w_px, h_px = (int(v) for v in size.split('x'))
                         bench_offline(tmp, args.offline_seconds, every, threads, (w_px, h_px))

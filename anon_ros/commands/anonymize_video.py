@@ -20,8 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str
     parser.add_argument('--detect-every', type=int, default=3,
                         help='detect on every N-th frame (keyframes); frames in between get the tracked '
                              'heads from before them and the heads found at the next keyframe (default 3)')
-    parser.add_argument('--threads', type=int, default=2,
-                        help='detector threads; detection runs beside decoding and writing (default 2)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='detector threads; detection runs beside decoding and writing (default 1)')
     parser.add_argument('--seed', type=int, default=None, help='seed of the voice anonymizer draw (default: random)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     parser.set_defaults(func=run)
