@@ -182,10 +182,12 @@ class BagReport:
 class Progress:
     """A dependency-free progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, label: str = 'anonymizing') -> None:
+    def __init__(self, total: int, stream: TextIO | None = None, label: str = 'anonymizing',
+                 unit: str = 'msgs') -> None:
         self.total = max(total, 1)
         self.stream = stream if stream is not None else sys.stderr
         self.label = label
+        self.unit = unit
         self.done = 0
         self.t0 = time.monotonic()
         self._last = 0.0
@@ -204,7 +206,7 @@ class Progress:
         elapsed = now - self.t0
         eta = elapsed / frac - elapsed if frac > 0 else 0.0
         bar = '#' * int(frac * 30)
-        line = f'{self.label} [{bar:<30}] {frac * 100:5.1f}% {self.done}/{self.total} msgs, {elapsed:.0f}s, ETA {eta:.0f}s'
+        line = f'{self.label} [{bar:<30}] {frac * 100:5.1f}% {self.done}/{self.total} {self.unit}, {elapsed:.0f}s, ETA {eta:.0f}s'
         self.stream.write(('\r' + line) if self.tty else (line + '\n'))
         self.stream.flush()
 

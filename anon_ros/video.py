@@ -155,7 +155,7 @@ def _video(ffmpeg: str, src: Path, out: Path, info: VideoInfo, face: FrameAnonym
         stdin=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     bar = progress if isinstance(progress, Progress) else (
-        Progress(info.frames or int(info.duration_s * float(info.fps)), label='frames') if progress else None)
+        Progress(info.frames or int(info.duration_s * float(info.fps)), label='anonymizing', unit='frames') if progress else None)
     frames = failed = 0
     stream = frame_stream(face)
     assert dec.stdout is not None and enc.stdin is not None
