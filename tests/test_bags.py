@@ -183,3 +183,33 @@ def test_write_behind_writes_everything_in_order_and_reports_a_failure(tmp_path:
 
     with BagWriter(tmp_path / 'sqlite', StorageFormat.SQLITE3) as writer, pytest.raises(BagError, match='MCAP'):
         WriteBehind(writer)
+
+
+def test_write_behind_serializes_in_its_thread_and_stops_at_a_failing_message(tmp_path: Path) -> None:
+    import threading
+
+    from anon_ros.bags import WriteBehind
+
+    made_in: list[str] = []
+
+    def payload(i: int):
+        def make() -> bytes:
+            made_in.append(threading.current_thread().name)
+            if i == 3:
+                raise ValueError('cannot flatten this depth frame')
+            return bytes([i]) * 100
+        return make
+
+    with BagWriter(tmp_path / 'bag') as writer:
+        tid = writer.add_topic('/blob', resolve_type('std_msgs/msg/String'))
+        behind = WriteBehind(writer)
+        for i in range(3):
+            behind.write(tid, 1_000 + i, payload(i), nbytes=100)
+        behind.write(tid, 1_003, payload(3), nbytes=100)
+        with pytest.raises(BagError, match='cannot flatten'):  # from this write if the thread failed already
+            behind.write(tid, 1_004, payload(4), nbytes=100)
+            behind.close()
+    assert set(made_in) == {'bag_writer'}
+    with Reader(tmp_path / 'bag') as reader:
+        got = [(ts, bytes(raw)) for _, ts, raw in reader.messages()]
+    assert got == [(1_000 + i, bytes([i]) * 100) for i in range(3)]  # nothing after the failed message
