@@ -56,6 +56,11 @@ UNSUPPORTED_MEDIA = frozenset({
 })
 
 
+#: The action of an image topic that holds depth but is paired with no image: copied unchanged (face geometry and
+#: all), so the command warns about it.
+UNPAIRED_DEPTH = 'unpaired depth, copied'
+
+
 class OfflineError(AnonRosError):
     """The bag cannot be anonymized as asked (unknown encoding, unsupported media type, bad configuration)."""
 
@@ -159,7 +164,7 @@ class BagAnonymizeConfig:
 @dataclass
 class TopicReport:
     msgtype: str
-    action: str  # 'faces' | 'voice' | 'depth' | 'copy'
+    action: str  # 'faces' | 'voice' | 'depth' | 'copy' | UNPAIRED_DEPTH
     messages_in: int = 0
     messages_out: int = 0
     failed: int = 0  # frames/chunks that failed and were masked, dropped or silenced
@@ -716,9 +721,10 @@ def anonymize_bag(
                                 write(c2, ts2, m2)
                         else:
                             copy(conn, timestamp, raw)  # compressedDepth: cannot be edited, see the docstring
-                    elif rep.action == 'faces':
+                    elif rep.action in ('faces', UNPAIRED_DEPTH):
                         if conn.msgtype == IMAGE and msg.encoding in DEPTH_ENCODINGS:
-                            copy(conn, timestamp, raw)  # an unpaired depth stream: no faces to find, copied
+                            rep.action = UNPAIRED_DEPTH  # no faces to find in it, and no image to say where
+                            copy(conn, timestamp, raw)
                         elif conn.topic in config.depth_pairs:
                             slop = int(config.depth_slop_s * 1e9)
                             images[conn.topic].pending.append(

@@ -381,3 +381,19 @@ def test_paired_depth_keeps_the_scene_and_loses_the_face_geometry(tmp_path: Path
         away[6:34, 16:44] = False  # the head grown by the margin
         assert np.array_equal(out[away], depth[away])
     assert np.isnan(failed).all() and np.isnan(alone).all()
+
+
+@pytest.mark.timeout(300)
+def test_the_command_warns_about_depth_it_copies_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from anon_ros.cli import main
+
+    src = tmp_path / 'in'
+    make_input_bag(src, frames=2)
+    assert main(['anonymize-bag', str(src), str(tmp_path / 'unpaired'), '--quiet', '--seed', '1']) == 0
+    err = capsys.readouterr().err
+    assert '/cam/depth [sensor_msgs/msg/Image] unpaired depth, copied: 2 in, 2 out' in err
+    assert 'warning: /cam/depth is depth copied unchanged' in err and '--depth IMAGE=/cam/depth' in err
+    assert main(['anonymize-bag', str(src), str(tmp_path / 'paired'), '--quiet', '--seed', '1',
+                 '--depth', '/cam/image_raw=/cam/depth']) == 0
+    err = capsys.readouterr().err
+    assert '/cam/depth [sensor_msgs/msg/Image] depth: 2 in, 2 out' in err and 'warning' not in err

@@ -45,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str
 def run(args: argparse.Namespace) -> int:
     from anon_ros.core.errors import AnonRosError
     from anon_ros.offline import (
+        UNPAIRED_DEPTH,
         BagAnonymizeConfig,
         FailureAction,
         anonymize_bag,
@@ -72,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     for topic, t in report.topics.items():
         failed = f', {t.failed} failed ({args.on_failure})' if t.failed else ''
         print(f'{topic} [{t.msgtype}] {t.action}: {t.messages_in} in, {t.messages_out} out{failed}', file=sys.stderr)
+        if t.action == UNPAIRED_DEPTH:
+            print(f'warning: {topic} is depth copied unchanged (a depth map of a face is 3D face geometry): pair it '
+                  f'with its image (--depth IMAGE={topic}) or leave it out (--exclude {topic})', file=sys.stderr)
     print(
         f'wrote {args.output}: {report.bag_duration_s:.1f} s of bag in {report.wall_s:.1f} s '
         f'({report.realtime_factor:.2f}x real time)', file=sys.stderr,
