@@ -200,17 +200,7 @@ class FaceAnonymizer:
             if self.config.on_error is FailMode.OBSCURE_FRAME:
                 # Tracks may now be wrong; the next frame re-detects from scratch.
                 self.reset()
-                img = obscure_frame(rgb) if _is_image(rgb) else np.zeros((1, 1, 3), np.uint8)
-                return FaceResult(
-                    img,
-                    np.ones(img.shape[:2], bool),
-                    HeadBoxes.empty(),
-                    Detections.empty(),
-                    FaceDetections.empty(),
-                    detected=False,
-                    failed=True,
-                    error=f'{type(err).__name__}: {err}',
-                )
+                return failed_result(rgb, f'{type(err).__name__}: {err}')
             raise InputError(f'unhandled fail mode {self.config.on_error}') from err
 
     def _process(
@@ -257,7 +247,7 @@ class FaceAnonymizer:
         if self._worker is not None:
             self._worker.discard()  # first frame of a stream in async mode: nothing older may arrive
         return self._finish(
-            rgb, depth, enc=enc, hw=hw, heads=heads, people=people, faces=faces, detect=detect, t0=t0, t4=t4,
+            rgb, depth, enc=enc, hw=hw, heads=heads, people=people, faces=faces, detect=detect, t0=t0,
             timings=timings,
         )
 
@@ -273,17 +263,10 @@ class FaceAnonymizer:
         faces: FaceDetections,
         detect: bool,
         t0: float,
-        t4: float,
         timings: dict[str, float],
     ) -> FaceResult:
-        cfg = self.config
-        mask = head_masks(depth, heads, hw, cfg.depth, enc)
-        t5 = time.perf_counter()
-        timings['depth_mask'] = (t5 - t4) * 1e3
-        image = apply_ensemble(rgb, mask, heads, cfg.ensemble, fresh_rng())
-        t6 = time.perf_counter()
-        timings['ensemble'] = (t6 - t5) * 1e3
-        timings['total'] = (t6 - t0) * 1e3
+        image, mask = mask_and_replace(rgb, depth, enc, hw, heads, self.config, timings)
+        timings['total'] = (time.perf_counter() - t0) * 1e3
         self._frame += 1
         self._last_hw = hw
         return FaceResult(image, mask, heads, people, faces, detected=detect, timings_ms=timings)
@@ -344,7 +327,7 @@ class FaceAnonymizer:
         t4 = time.perf_counter()
         timings['heads_track'] = (t4 - t2) * 1e3
         return self._finish(
-            rgb, depth, enc=enc, hw=hw, heads=heads, people=people, faces=faces, detect=detect, t0=t0, t4=t4,
+            rgb, depth, enc=enc, hw=hw, heads=heads, people=people, faces=faces, detect=detect, t0=t0,
             timings=timings,
         )
 
@@ -365,6 +348,28 @@ def prepare_frame(
 def found_heads(people: Detections, faces: FaceDetections, hw: tuple[int, int], cfg: HeadConfig) -> HeadBoxes:
     """The heads of one frame's detections: pose heads and face-detector heads, duplicates merged."""
     return merge_heads(HeadBoxes.concat([heads_from_people(people, hw, cfg), heads_from_faces(faces, hw, cfg)]))
+
+
+def mask_and_replace(
+    rgb: np.ndarray, depth: np.ndarray | None, enc: DepthEncoding, hw: tuple[int, int], heads: HeadBoxes,
+    cfg: FaceAnonymizerConfig, timings: dict[str, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The depth-band mask of ``heads`` and the image with the ensemble applied under it (fresh randomness); adds
+    ``depth_mask`` and ``ensemble`` ms to ``timings``."""
+    t0 = time.perf_counter()
+    mask = head_masks(depth, heads, hw, cfg.depth, enc)
+    t1 = time.perf_counter()
+    image = apply_ensemble(rgb, mask, heads, cfg.ensemble, fresh_rng())
+    timings['depth_mask'] = (t1 - t0) * 1e3
+    timings['ensemble'] = (time.perf_counter() - t1) * 1e3
+    return image, mask
+
+
+def failed_result(rgb: object, error: str) -> FaceResult:
+    """A frame that failed: obscured whole (a 1x1 black image when ``rgb`` is no image), all of it masked."""
+    image = obscure_frame(rgb) if _is_image(rgb) else np.zeros((1, 1, 3), np.uint8)  # type: ignore[arg-type]
+    return FaceResult(image, np.ones(image.shape[:2], bool), HeadBoxes.empty(), Detections.empty(),
+                      FaceDetections.empty(), detected=False, failed=True, error=error)
 
 
 def _is_image(rgb: object) -> bool:

@@ -30,11 +30,18 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from anon_ros.core.depth_mask import DepthEncoding, head_masks
+from anon_ros.core.depth_mask import DepthEncoding
 from anon_ros.core.detection import Detections, FaceDetections, FaceDetector, PersonDetector
-from anon_ros.core.ensemble import apply_ensemble, fresh_rng, obscure_frame
 from anon_ros.core.errors import InputError
-from anon_ros.core.face_pipeline import FaceAnonymizer, FaceAnonymizerConfig, FaceResult, found_heads, prepare_frame
+from anon_ros.core.face_pipeline import (
+    FaceAnonymizer,
+    FaceAnonymizerConfig,
+    FaceResult,
+    failed_result,
+    found_heads,
+    mask_and_replace,
+    prepare_frame,
+)
 from anon_ros.core.heads import HeadBoxes, box_inside_fraction
 from anon_ros.core.tracking import HeadTracker
 
@@ -215,15 +222,11 @@ class LookaheadFaceAnonymizer(Generic[Tag]):
     def _anonymize(self, f: _Frame[Tag], heads: HeadBoxes, people: Detections | None, faces: FaceDetections | None,
                    det_ms: float) -> FaceResult:
         assert f.rgb is not None
+        timings: dict[str, float] = {}
         try:
-            t0 = time.perf_counter()
-            mask = head_masks(f.depth, heads, f.hw, self.config.depth, f.enc)
-            t1 = time.perf_counter()
-            image = apply_ensemble(f.rgb, mask, heads, self.config.ensemble, fresh_rng())
-            t2 = time.perf_counter()
+            image, mask = mask_and_replace(f.rgb, f.depth, f.enc, f.hw, heads, self.config, timings)
         except Exception as err:  # noqa: BLE001 - fails closed, like the live pipeline
             return _failed(f, f'{type(err).__name__}: {err}')
-        timings = {'depth_mask': (t1 - t0) * 1e3, 'ensemble': (t2 - t1) * 1e3}
         if people is not None:
             timings['detection'] = det_ms
         return FaceResult(
@@ -241,10 +244,4 @@ def _uncovered(heads: HeadBoxes, by: HeadBoxes) -> HeadBoxes:
 
 
 def _failed(f: _Frame[Tag], error: str | None = None) -> FaceResult:
-    rgb = f.rgb
-    readable = isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8
-    image = obscure_frame(rgb) if readable and rgb is not None else np.zeros((1, 1, 3), np.uint8)
-    return FaceResult(
-        image, np.ones(image.shape[:2], bool), HeadBoxes.empty(), Detections.empty(), FaceDetections.empty(),
-        detected=False, failed=True, error=error or f.error or 'failed',
-    )
+    return failed_result(f.rgb, error or f.error or 'failed')
