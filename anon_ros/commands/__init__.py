@@ -24,3 +24,15 @@ def module_main(name: str, help_text: str, add_parser: Callable[..., None], argv
     args = parser.parse_args([name, *argv])
     args.argv = [name, *argv]
     return int(args.func(args) or 0)
+
+
+def add_offline_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``anonymize-bag`` and ``anonymize-video`` share (defaults: those of
+    :func:`anon_ros.offline.default_face_factory`, which is not imported here so ``--help`` stays fast)."""
+    parser.add_argument('--detect-every', type=int, default=3,
+                        help='detect on every N-th frame (keyframes); frames in between get the tracked '
+                             'heads from before them and the heads found at the next keyframe (default 3)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='detector threads; detection runs beside decoding and writing (default 1)')
+    parser.add_argument('--seed', type=int, default=None, help='seed of the voice anonymizer draw (default: random)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')

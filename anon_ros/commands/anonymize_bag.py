@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from anon_ros.bags import StorageFormat
+from anon_ros.commands import add_offline_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str) -> None:
@@ -32,13 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str
     parser.add_argument('--storage', choices=[s.value for s in StorageFormat], default=None,
                         help='output storage (default: same as the input)')
     parser.add_argument('--jpeg-quality', type=int, default=90, help='quality of re-encoded JPEG images (1-100)')
-    parser.add_argument('--detect-every', type=int, default=3,
-                        help='detect on every N-th frame (keyframes); frames in between get the tracked '
-                             'heads from before them and the heads found at the next keyframe (default 3)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='detector threads; detection runs beside decoding and writing (default 1)')
-    parser.add_argument('--seed', type=int, default=None, help='seed of the voice anonymizer draw (default: random)')
-    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    add_offline_options(parser)
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from anon_ros.commands import add_offline_options
+
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(
@@ -17,13 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str
     parser.add_argument('input', help='video file (anything ffmpeg reads)')
     parser.add_argument('output', help='video file to create (container from the extension, e.g. .mp4, .mkv)')
     parser.add_argument('--lossless', action='store_true', help='FFV1 + FLAC instead of H.264 + AAC (use .mkv)')
-    parser.add_argument('--detect-every', type=int, default=3,
-                        help='detect on every N-th frame (keyframes); frames in between get the tracked '
-                             'heads from before them and the heads found at the next keyframe (default 3)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='detector threads; detection runs beside decoding and writing (default 1)')
-    parser.add_argument('--seed', type=int, default=None, help='seed of the voice anonymizer draw (default: random)')
-    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    add_offline_options(parser)
     parser.set_defaults(func=run)
 
 
