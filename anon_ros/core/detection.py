@@ -32,6 +32,18 @@ def check_rgb(rgb: np.ndarray) -> None:
         raise InputError(msg)
 
 
+def _check_boxes(boxes: np.ndarray, scores: np.ndarray) -> int:
+    """Boxes (N,4) and scores (N,) of one set of detections; return N, or raise InputError naming the shape."""
+    n = boxes.shape[0] if boxes.ndim == 2 else -1
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        msg = f'boxes must have shape (N, 4), got {boxes.shape}'
+        raise InputError(msg)
+    if scores.shape != (n,):
+        msg = f'scores must have shape ({n},), got {scores.shape}'
+        raise InputError(msg)
+    return int(n)
+
+
 @dataclass(frozen=True)
 class Detections:
     """People found in one image: boxes (N,4) xyxy px, scores (N,), keypoints (N,K,3) as x, y, confidence."""
@@ -41,13 +53,7 @@ class Detections:
     keypoints: np.ndarray
 
     def __post_init__(self) -> None:
-        n = self.boxes.shape[0] if self.boxes.ndim == 2 else -1
-        if self.boxes.ndim != 2 or self.boxes.shape[1] != 4:
-            msg = f'boxes must have shape (N, 4), got {self.boxes.shape}'
-            raise InputError(msg)
-        if self.scores.shape != (n,):
-            msg = f'scores must have shape ({n},), got {self.scores.shape}'
-            raise InputError(msg)
+        n = _check_boxes(self.boxes, self.scores)
         if self.keypoints.ndim != 3 or self.keypoints.shape[0] != n or self.keypoints.shape[2] != 3:
             msg = f'keypoints must have shape ({n}, K, 3), got {self.keypoints.shape}'
             raise InputError(msg)
@@ -71,13 +77,7 @@ class FaceDetections:
     landmarks: np.ndarray
 
     def __post_init__(self) -> None:
-        n = self.boxes.shape[0] if self.boxes.ndim == 2 else -1
-        if self.boxes.ndim != 2 or self.boxes.shape[1] != 4:
-            msg = f'boxes must have shape (N, 4), got {self.boxes.shape}'
-            raise InputError(msg)
-        if self.scores.shape != (n,):
-            msg = f'scores must have shape ({n},), got {self.scores.shape}'
-            raise InputError(msg)
+        n = _check_boxes(self.boxes, self.scores)
         if self.landmarks.shape != (n, 5, 2):
             msg = f'landmarks must have shape ({n}, 5, 2), got {self.landmarks.shape}'
             raise InputError(msg)
