@@ -146,26 +146,25 @@ def _read_transcripts(path: Path) -> dict[str, str]:
     return out
 
 
-def load_librivox() -> list[Utterance]:
-    """The 5 transcribed LibriVox utterances (one reader) of Debian pocketsphinx-testdata."""
-    root = _need_pocketsphinx_data() / 'librivox'
-    texts = _read_transcripts(root / 'transcription')
+def _load_testdata(folder: str, transcript: str, speaker: str, uid_prefix: str) -> list[Utterance]:
+    """The transcribed utterances of one speaker folder of Debian pocketsphinx-testdata."""
+    root = _need_pocketsphinx_data() / folder
+    texts = _read_transcripts(root / transcript)
     utts = []
     for uid in sorted(texts):
         audio, rate = _read_wav(root / f'{uid}.wav')
-        utts.append(Utterance('librivox_reader', uid, audio, rate, texts[uid], 'pocketsphinx-testdata'))
+        utts.append(Utterance(speaker, f'{uid_prefix}{uid}', audio, rate, texts[uid], 'pocketsphinx-testdata'))
     return utts
+
+
+def load_librivox() -> list[Utterance]:
+    """The 5 transcribed LibriVox utterances (one reader) of Debian pocketsphinx-testdata."""
+    return _load_testdata('librivox', 'transcription', 'librivox_reader', '')
 
 
 def load_cards() -> list[Utterance]:
     """The 5 transcribed 'cards' utterances (one speaker) of Debian pocketsphinx-testdata."""
-    root = _need_pocketsphinx_data() / 'cards'
-    texts = _read_transcripts(root / 'cards.transcription')
-    utts = []
-    for uid in sorted(texts):
-        audio, rate = _read_wav(root / f'{uid}.wav')
-        utts.append(Utterance('cards_speaker', f'cards_{uid}', audio, rate, texts[uid], 'pocketsphinx-testdata'))
-    return utts
+    return _load_testdata('cards', 'cards.transcription', 'cards_speaker', 'cards_')
 
 
 def _find_pyannote_sample() -> tuple[bytes, bytes]:
